@@ -1,0 +1,24 @@
+"""Device choice and CPU thread count for the small networks of this course."""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_device() -> torch.device:
+    """CUDA if a GPU is available, else the CPU. Never hard-code the device."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_torch_threads(n: int = 1) -> int:
+    """Set torch's intra-op CPU threads to ``n`` and return the previous value.
+
+    For the small MLPs of RL, thread start-up and synchronisation cost more
+    than the matrix products: on a 2-core machine one thread trains several
+    times faster (``python benchmarks/torch_threads.py`` measures it).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count must be a positive integer, got {n!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return previous
