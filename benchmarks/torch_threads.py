@@ -5,12 +5,15 @@
 
 Two workloads typical of this course on CartPole-sized problems: acting (one
 observation per forward pass, as in a rollout) and a training step (forward,
-backward and Adam on a batch of 512). Prints microseconds per call and the
-speed-up of one thread over torch's default thread count.
+backward and Adam on a batch of 512). Each runs alone, and then as two
+processes at once, as when the test command executes two notebooks side by
+side or a laptop is busy with something else. Prints microseconds per call and
+the speed-up of one thread over torch's default thread count.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 
 import torch
@@ -51,15 +54,22 @@ def measure(threads: int) -> dict[str, float]:
     return {"act (batch 1)": time_per_call(act, 5000), "train step (batch 512)": time_per_call(train_step, 1000)}
 
 
+def measure_in_parallel(threads: int, processes: int) -> dict[str, float]:
+    """Run ``measure`` in ``processes`` processes at once; return the slowest process's figures."""
+    with mp.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(measure, [threads] * processes)
+    return {workload: max(r[workload] for r in results) for workload in results[0]}
+
+
 def main() -> None:
     default = torch.get_num_threads()
-    results = {n: measure(n) for n in sorted({1, default})}
     print(f"torch {torch.__version__}, default threads: {default}")
-    print("| workload | " + " | ".join(f"{n} thread(s), µs" for n in results) + " | speed-up of 1 thread |")
-    print("|---|" + "---|" * (len(results) + 1))
-    for workload in results[1]:
-        times = [results[n][workload] for n in results]
-        print(f"| {workload} | " + " | ".join(f"{t:.0f}" for t in times) + f" | {results[default][workload] / results[1][workload]:.2f}× |")
+    print("| workload | processes at once | 1 thread, µs/call | " + f"{default} threads, µs/call | speed-up of 1 thread |")
+    print("|---|---|---|---|---|")
+    for processes in (1, 2):
+        one, many = (measure_in_parallel(n, processes) for n in (1, default))
+        for workload in one:
+            print(f"| {workload} | {processes} | {one[workload]:.0f} | {many[workload]:.0f} | {many[workload] / one[workload]:.2f}× |")
 
 
 if __name__ == "__main__":

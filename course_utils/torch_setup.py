@@ -13,9 +13,11 @@ def pick_device() -> torch.device:
 def set_torch_threads(n: int = 1) -> int:
     """Set torch's intra-op CPU threads to ``n`` and return the previous value.
 
-    For the small MLPs of RL, thread start-up and synchronisation cost more
-    than the matrix products: on a 2-core machine one thread trains several
-    times faster (``python benchmarks/torch_threads.py`` measures it).
+    For the small MLPs of RL, extra threads buy nothing even on an idle
+    machine, and once two such processes share two cores (the test command
+    runs two notebooks at once; a laptop is rarely idle) torch's default
+    thread count makes a training step about 50 times slower, measured by
+    ``python benchmarks/torch_threads.py``.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"thread count must be a positive integer, got {n!r}")
