@@ -3,7 +3,7 @@
 
     python3 requirements/lock.py
 
-Installs the course (with its test extra) into a throw-away virtual environment
+Installs the course (with its test and bench extras) into a throw-away virtual environment
 from pyproject.toml alone, then records ``pip freeze``. Run it after changing
 the dependencies in pyproject.toml, commit the result, and run the tests.
 """
@@ -30,7 +30,7 @@ def main() -> int:
         venv = Path(tmp) / "venv"
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
         python = venv / "bin" / "python"
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[test]"], check=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[test,bench]"], check=True)
         frozen = subprocess.run(
             [python, "-m", "pip", "freeze", "--all", "--exclude-editable"], check=True, capture_output=True, text=True
         ).stdout
