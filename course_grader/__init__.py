@@ -1,0 +1,1 @@
+"""Instructor tooling for the course's graded assignments (nbgrader workflow, sandboxed grading)."""
