@@ -1,0 +1,171 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_utils import make_env, rollout, seed_everything
+from course_utils.networks import CategoricalPolicy, ValueNetwork
+from course_utils.torch_setup import set_torch_threads
+from course_utils.vec import RolloutCollector, collect_episodes, make_vec_env
+
+TAU = 0.02  # CartPole's time step: x_{t+1} = x_t + τ ẋ_t (explicit Euler)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small networks: one thread is fastest, and far faster when other processes share the CPU."""
+    previous = set_torch_threads(1)
+    yield
+    set_torch_threads(previous)
+
+
+class NextPosition(nn.Module):
+    """A fake critic whose 'value' of a state is its cart position x: makes next_values checkable by physics."""
+
+    def forward(self, obs):
+        return obs[..., 0]
+
+
+class Greedy(nn.Module):
+    """Logits of the hand-written balancing rule a = [ϑ + ϑ̇ > 0], scaled so that sampling is ~deterministic."""
+
+    def forward(self, obs):
+        score = 100.0 * (obs[..., 2] + obs[..., 3])
+        return torch.stack([-score, score], dim=-1)
+
+
+def collect(seed, n_envs=4, n_steps=64, **env_kwargs):
+    seed_everything(seed)
+    policy, value = CategoricalPolicy(4, 2), ValueNetwork(4)
+    collector = RolloutCollector(make_vec_env("CartPole-v1", n_envs, **env_kwargs), policy, value, seed=seed)
+    return collector, [collector.collect(n_steps) for _ in range(2)]
+
+
+def test_make_vec_env_is_sync_with_same_step_autoreset():
+    envs = make_vec_env("CartPole-v1", 3)
+    assert isinstance(envs, gym.vector.SyncVectorEnv) and envs.num_envs == 3
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    with pytest.raises(ValueError, match="positive integer"):
+        make_vec_env("CartPole-v1", 0)
+
+
+def test_rollout_batch_shapes_and_types():
+    collector, (batch, _) = collect(0, n_envs=4, n_steps=64)
+    T, N = 64, 4
+    assert batch.obs.shape == (T, N, 4) and batch.obs.dtype == torch.float32
+    for name in ("actions", "log_probs", "rewards", "terminated", "truncated", "values", "next_values"):
+        assert getattr(batch, name).shape == (T, N), name
+    assert batch.actions.dtype == torch.long and batch.terminated.dtype == torch.bool
+    assert (batch.n_steps, batch.n_envs) == (T, N) and collector.steps == 2 * T * N
+    assert torch.all(batch.log_probs <= 0)
+
+
+def test_log_probs_and_values_are_those_of_the_networks():
+    seed_everything(0)
+    policy, value = CategoricalPolicy(4, 2), ValueNetwork(4)
+    batch = RolloutCollector(make_vec_env("CartPole-v1", 3), policy, value, seed=0).collect(20)
+    with torch.no_grad():
+        torch.testing.assert_close(batch.log_probs, policy.distribution(batch.obs).log_prob(batch.actions))
+        torch.testing.assert_close(batch.values, value(batch.obs))
+
+
+def test_same_seed_same_batches_and_other_seed_differs():
+    _, (a1, a2) = collect(3)
+    _, (b1, b2) = collect(3)
+    _, (c1, _) = collect(4)
+    for x, y in [(a1, b1), (a2, b2)]:
+        for name in ("obs", "actions", "log_probs", "rewards", "terminated", "truncated", "values", "next_values"):
+            assert torch.equal(getattr(x, name), getattr(y, name)), name
+        assert x.episode_returns == y.episode_returns
+    assert not torch.equal(a1.obs, c1.obs)
+
+
+def test_next_values_use_the_real_final_state_not_the_reset_one():
+    # A time limit of 12 steps gives truncations; a random policy also terminates some episodes earlier.
+    seed_everything(0)
+    envs = make_vec_env("CartPole-v1", 6, max_episode_steps=12)
+    collector = RolloutCollector(envs, CategoricalPolicy(4, 2), NextPosition(), seed=0)
+    batch = collector.collect(60)
+    assert batch.terminated.any() and batch.truncated.any(), "the test needs both kinds of episode end"
+    # With V(s) = x, V(s_{t+1}) of the real next state must obey the physics x_{t+1} = x_t + τ ẋ_t: everywhere,
+    # including every episode end, where the next row of obs already holds a reset state instead.
+    expected = batch.obs[..., 0] + TAU * batch.obs[..., 1]
+    torch.testing.assert_close(batch.next_values, expected, atol=1e-5, rtol=1e-5)
+    ended = batch.terminated | batch.truncated
+    ended[-1] = False
+    t, i = torch.nonzero(ended, as_tuple=True)
+    naive = batch.obs[t + 1, i, 0]  # what V(obs[t+1]) would give: the first state of the next episode
+    assert not torch.allclose(naive, expected[t, i], atol=1e-3), "reset states should not satisfy the physics"
+    # Inside episodes next_values[t] is simply the next step's value.
+    inside = ~(batch.terminated | batch.truncated)[:-1]
+    torch.testing.assert_close(batch.next_values[:-1][inside], batch.values[1:][inside])
+
+
+def test_episode_bookkeeping():
+    collector, (b1, b2) = collect(1, n_envs=4, n_steps=100)
+    for batch in (b1, b2):
+        ends = int((batch.terminated | batch.truncated).sum())
+        assert len(batch.episode_returns) == len(batch.episode_lengths) == len(batch.episode_end_steps) == ends
+        assert batch.episode_returns == [float(n) for n in batch.episode_lengths]  # CartPole pays 1 per step
+    steps = b1.episode_end_steps + b2.episode_end_steps
+    assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= collector.steps
+
+
+def test_collector_rejects_bad_input():
+    envs = make_vec_env("CartPole-v1", 2)
+    with pytest.raises(ValueError, match="positive integer"):
+        RolloutCollector(envs, CategoricalPolicy(4, 2), seed=0).collect(0)
+    pendulum = make_vec_env("Pendulum-v1", 2)
+    with pytest.raises(ValueError, match="discrete action space"):
+        RolloutCollector(pendulum, CategoricalPolicy(3, 2), seed=0)
+
+
+def test_collector_without_a_value_network():
+    seed_everything(0)
+    batch = RolloutCollector(make_vec_env("CartPole-v1", 2), CategoricalPolicy(4, 2), seed=0).collect(5)
+    assert batch.values is None and batch.next_values is None
+
+
+# collect_episodes -------------------------------------------------------------------------------------
+
+
+def test_collect_episodes_gives_complete_padded_episodes():
+    seed_everything(0)
+    envs = [make_env("CartPole-v1", seed=i) for i in range(5)]
+    batch = collect_episodes(envs, CategoricalPolicy(4, 2))
+    T_max, N = batch.mask.shape
+    assert N == 5 and T_max == int(batch.lengths.max())
+    assert batch.obs.shape == (T_max, N, 4) and batch.final_obs.shape == (N, 4)
+    for i, length in enumerate(batch.lengths.tolist()):
+        assert batch.mask[:length, i].all() and not batch.mask[length:, i].any()
+        ends = batch.terminated[:, i] | batch.truncated[:, i]
+        assert torch.nonzero(ends).flatten().tolist() == [length - 1], "exactly one end, at the last step"
+        assert batch.rewards[length:, i].abs().sum() == 0 and batch.obs[length:, i].abs().sum() == 0
+    torch.testing.assert_close(batch.episode_returns, batch.lengths.float())
+
+
+def test_collect_episodes_matches_rollout_for_a_deterministic_policy():
+    seeds = [7, 8, 9]
+    batch = collect_episodes([gym.make("CartPole-v1") for _ in seeds], Greedy(), seeds=seeds, greedy=True)
+    for i, seed in enumerate(seeds):
+        traj = rollout(gym.make("CartPole-v1"), lambda obs: int(obs[2] + obs[3] > 0), seed=seed)
+        n = len(traj)
+        assert int(batch.lengths[i]) == n
+        np.testing.assert_allclose(batch.obs[:n, i].numpy(), traj.obs[:-1], rtol=1e-6)
+        np.testing.assert_allclose(batch.final_obs[i].numpy(), traj.obs[-1], rtol=1e-6)
+        assert batch.actions[:n, i].tolist() == traj.actions.tolist()
+        assert bool(batch.truncated[n - 1, i]) == traj.truncated
+
+
+def test_collect_episodes_is_reproducible_and_checks_seeds():
+    def run():
+        seed_everything(0)
+        return collect_episodes([make_env("CartPole-v1", seed=i) for i in range(3)], CategoricalPolicy(4, 2))
+
+    a, b = run(), run()
+    assert torch.equal(a.actions, b.actions) and torch.equal(a.obs, b.obs)
+    with pytest.raises(ValueError, match="one seed per environment"):
+        collect_episodes([gym.make("CartPole-v1")], CategoricalPolicy(4, 2), seeds=[1, 2])
+    with pytest.raises(ValueError, match="at least one environment"):
+        collect_episodes([], CategoricalPolicy(4, 2))
