@@ -13,7 +13,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from .config import budget, fast_mode  # noqa: E402
-from .plotting import plot_learning_curves, smooth, use_course_style  # noqa: E402
+from .plotting import plot_learning_curves, returns_on_grid, smooth, use_course_style  # noqa: E402
 from .progress import progress  # noqa: E402
 from .render import animate, animation_gif, record_episode  # noqa: E402
 from .rollout import Trajectory, discounted_return, mean_and_stderr, rollout  # noqa: E402
@@ -37,6 +37,7 @@ __all__ = [
     "plot_learning_curves",
     "progress",
     "record_episode",
+    "returns_on_grid",
     "rollout",
     "seed_everything",
     "set_torch_threads",

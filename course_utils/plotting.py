@@ -50,6 +50,34 @@ def smooth(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
     return out / counts
 
 
+def returns_on_grid(result, grid: Sequence[float] | np.ndarray, window: int = 20) -> np.ndarray:
+    """Training return at each step of ``grid``: the mean of the last ``window`` episodes finished by then.
+
+    ``result`` is anything with ``episode_end_steps`` and ``episode_returns``
+    (a ``TrainResult``). Putting every run on one grid of environment steps
+    lets runs with different episode lengths share a learning-curve plot
+    (notebooks 03–05, 08). Returns shape ``(len(grid),)``.
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    ends = np.asarray(result.episode_end_steps, dtype=float)
+    returns = np.asarray(result.episode_returns, dtype=float)
+    if ends.shape != returns.shape or ends.ndim != 1:
+        raise ValueError(f"need one end step per episode return, got {ends.shape} and {returns.shape}")
+    order = np.argsort(ends, kind="stable")
+    ends, returns = ends[order], returns[order]
+    grid = np.asarray(grid, dtype=float)
+    finished = np.searchsorted(ends, grid, side="right")  # episodes finished by each grid step
+    if grid.size and finished.min() == 0:
+        raise ValueError(
+            f"no episode had finished by step {grid[finished == 0][0]:g}; start the grid after the first episode "
+            f"(step {ends[0]:g})" if ends.size else "the run has no finished episodes"
+        )
+    csum = np.concatenate([[0.0], np.cumsum(returns)])
+    first = np.maximum(finished - window, 0)
+    return (csum[finished] - csum[first]) / (finished - first)
+
+
 def plot_learning_curves(
     curves: Mapping[str, Sequence[Sequence[float]] | np.ndarray],
     *,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from course_utils import plot_learning_curves, smooth, use_course_style
+from course_utils.plotting import returns_on_grid
 from course_utils.plotting import FIGSIZE
 
 
@@ -76,3 +77,30 @@ def test_learning_curves_reject_bad_input():
     with pytest.raises(ValueError, match="at least one curve"):
         plot_learning_curves({})
     plt.close("all")
+
+
+class Run:
+    def __init__(self, ends, returns):
+        self.episode_end_steps, self.episode_returns = ends, returns
+
+
+def test_returns_on_grid_averages_the_last_episodes_finished_by_each_step():
+    run = Run([10, 30, 60, 100], [1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_allclose(returns_on_grid(run, [10, 59, 60, 200], window=2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(returns_on_grid(run, [100], window=10), [4.0])
+
+
+def test_returns_on_grid_matches_a_naive_loop_on_unsorted_ends():
+    rng = np.random.default_rng(0)
+    ends = rng.permutation(np.cumsum(rng.integers(5, 50, size=40)))
+    returns = rng.normal(size=40)
+    grid = np.linspace(ends.min(), ends.max() + 10, 17)
+    naive = [np.mean(returns[np.argsort(ends, kind="stable")][np.sort(ends) <= x][-5:]) for x in grid]
+    np.testing.assert_allclose(returns_on_grid(Run(ends, returns), grid, window=5), naive)
+
+
+def test_returns_on_grid_rejects_a_grid_starting_before_the_first_episode():
+    with pytest.raises(ValueError, match="no episode had finished by step 5"):
+        returns_on_grid(Run([10, 20], [1.0, 2.0]), [5, 15])
+    with pytest.raises(ValueError, match="one end step per episode"):
+        returns_on_grid(Run([10, 20], [1.0]), [15])
