@@ -108,6 +108,9 @@ def lab(args: list[str]) -> int:
 def test(args: list[str]) -> int:
     """Run the unit tests and every notebook under nbval in fast mode, in parallel."""
     python = ensure_installed()
+    # The grading tests run student code in a bubblewrap sandbox: check it, installing Debian's
+    # package where root rights allow. Never fatal; without a sandbox those tests skip (or fail under CI).
+    subprocess.call([str(python), "-m", "course_grader", "setup-sandbox"], cwd=ROOT)
     env = dict(os.environ, COURSE_FAST="1")
     workers = "2" if (os.cpu_count() or 1) >= 2 else "1"
     cmd = [str(python), "-m", "pytest", "-n", workers, "--dist", "loadfile", "--durations=8", *args]

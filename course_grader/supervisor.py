@@ -1,0 +1,290 @@
+"""Run one submission's steps in the sandbox, with a time limit per step, and survive anything it does.
+
+The supervisor is trusted code in the grader's process. It starts
+``runner.py`` inside bubblewrap (see :mod:`course_grader.sandbox`), sends it one
+step at a time and waits for the answer with that step's time limit. When a
+step runs over (an infinite loop, even one that ignores SIGINT), crashes the
+interpreter (``os._exit``, a segfault, running out of memory) or garbles the
+protocol, the whole sandbox is killed -- every process the student started dies
+with its PID namespace -- and a fresh sandbox re-runs the steps that succeeded
+so far, skipping the bad one. So a loop costs only the question it is in. The
+number of restarts and the total time are bounded, so grading always ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sandbox import SandboxLimits, SandboxStatus, bubblewrap_command, sandbox_env
+
+RUNNER = Path(__file__).with_name("runner.py")
+MAX_REPLY_BYTES = 80 * 2**20
+_LIMITS_SHIM = (
+    "import os, resource, sys\n"
+    "memory, size = int(sys.argv[1]), int(sys.argv[2])\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+)
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox failed before any student code ran: a problem of the grading machine, reported as such."""
+
+
+@dataclass
+class Step:
+    """One unit of work with its own time limit: a student cell or a grader driver."""
+
+    kind: str  # "cell" or "driver"
+    timeout: float
+    source: str = ""  # cell source
+    question: str = ""  # driver: the question id
+    driver: str = ""  # driver: source of `drive(inputs, h)`
+    inputs: object = None  # driver: the grader's inputs (plain JSON data)
+    label: str = ""  # for messages: "cell 7", "question returns_to_go"
+
+    def to_job(self) -> dict:
+        if self.kind == "cell":
+            return {"kind": "cell", "source": self.source}
+        return {"kind": "driver", "question": self.question, "driver": self.driver, "inputs": self.inputs}
+
+
+@dataclass
+class StepRecord:
+    """What happened to one step. ``status``: ok, error, timeout, crashed, protocol, not-run."""
+
+    status: str
+    output: str = ""
+    error: str | None = None
+    result: object = None
+    seconds: float = 0.0
+    missing: bool = False
+
+
+@dataclass
+class RunLimits:
+    startup_timeout: float = 60.0
+    max_restarts: int = 3
+    total_timeout: float = 1800.0
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+@dataclass
+class RunReport:
+    records: list[StepRecord]
+    sandbox: str  # description of the isolation used
+    restarts: int
+    seconds: float
+    problems: list[str]
+
+
+class _Sandbox:
+    """One running sandbox process and its line-based protocol."""
+
+    def __init__(self, cmd: list[str], cwd: str | None, env: dict[str, str] | None, limits: SandboxLimits,
+                 stderr_path: Path):
+        # Resource limits for the whole process tree are set by a tiny exec shim rather than a
+        # preexec_fn, which is unsafe in a grader that runs several sandboxes from threads.
+        shim = [sys.executable, "-I", "-S", "-c", _LIMITS_SHIM, str(limits.memory_bytes), str(limits.file_bytes)]
+        # stderr: bubblewrap's own errors and the runner's start-up; the runner points its fd 2 elsewhere
+        # before any student code runs, so students cannot write here.
+        with open(stderr_path, "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [*shim, *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env,
+                start_new_session=True, close_fds=True,
+            )
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self.buffer = b""
+
+    def send(self, message: dict) -> bool:
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def read(self, timeout: float) -> tuple[str, dict | None]:
+        """Wait up to ``timeout`` s for one JSON line: ("ok", msg), ("timeout"|"eof"|"garbage", None)."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout", None
+            if not self.selector.select(remaining):
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return "eof", None
+            self.buffer += chunk
+            if len(self.buffer) > MAX_REPLY_BYTES:
+                return "garbage", None
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            return "garbage", None
+        return ("ok", message) if isinstance(message, dict) else ("garbage", None)
+
+    def kill(self) -> None:
+        """Kill the sandbox: with --unshare-pid this takes every process inside with it."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        self.close()
+
+    def close(self, grace: float = 0.0) -> None:
+        try:
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        if grace:
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.kill()
+        self.proc.wait()
+        self.selector.close()
+        self.proc.stdout.close()
+
+
+def _decode_floats(value):
+    if isinstance(value, dict):
+        if set(value) == {"__float__"} and value["__float__"] in ("nan", "inf", "-inf"):
+            return float(value["__float__"])
+        return {k: _decode_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_floats(v) for v in value]
+    return value
+
+
+def run_steps(
+    steps: list[Step],
+    status: SandboxStatus | None,
+    fast: bool = True,
+    limits: RunLimits | None = None,
+    preload: tuple[str, ...] = (),
+) -> RunReport:
+    """Run ``steps`` in order in a sandbox (``status`` from :func:`probe_bubblewrap`) or, with
+    ``status=None``, in a plain subprocess (no file-system isolation: trusted code only).
+
+    ``preload`` names modules imported before the first step, within the
+    start-up time limit, so that slow imports do not count against a cell.
+    """
+    limits = limits or RunLimits()
+    started = time.monotonic()
+    records: dict[int, StepRecord] = {}
+    skipped: set[int] = set()
+    problems: list[str] = []
+    restarts = -1
+    workdir = Path(tempfile.mkdtemp(prefix="course-grader-"))
+    try:
+        job = workdir / "job.json"
+        job.write_text(json.dumps({"steps": [s.to_job() for s in steps], "preload": list(preload)}))
+        env = sandbox_env(fast)
+        if status is not None:
+            cmd = bubblewrap_command(status, sys.executable, RUNNER, job, env, limits.sandbox)
+            cwd, proc_env, described = None, None, status.describe()
+        else:
+            submission_dir = workdir / "submission"
+            submission_dir.mkdir()
+            env.update(HOME=str(workdir / "home"), TMPDIR=str(workdir), MPLCONFIGDIR=str(workdir / "matplotlib"))
+            cmd = [sys.executable, "-I", "-X", "utf8", str(RUNNER), str(job)]
+            cwd, proc_env, described = str(submission_dir), env, "NONE (plain subprocess: student code could read any file)"
+
+        while True:
+            plan = [i for i in range(len(steps)) if i not in skipped and (steps[i].kind == "cell" or i not in records)]
+            if not any(i not in records for i in plan):
+                break
+            restarts += 1
+            if restarts > limits.max_restarts:
+                problems.append(f"gave up after {limits.max_restarts} restarts of the sandbox")
+                break
+            elapsed = time.monotonic() - started
+            if elapsed > limits.total_timeout:
+                problems.append(f"stopped: the submission used up its total time of {limits.total_timeout:.0f} s")
+                break
+            box = _Sandbox(cmd, cwd, proc_env, limits.sandbox, workdir / "stderr.txt")
+            state, hello = box.read(limits.startup_timeout)
+            if state != "ok" or not hello.get("ready"):
+                # No student code has run yet: this is the grading machine's problem, not the submission's.
+                box.kill()
+                detail = (workdir / "stderr.txt").read_text(errors="replace").strip()[-2000:]
+                raise SandboxStartError(f"the sandbox did not start ({state} after {limits.startup_timeout:.0f} s): "
+                                        f"{detail or 'no error message'}")
+            finished = True
+            for i in plan:
+                step = steps[i]
+                budget = min(step.timeout, max(1.0, limits.total_timeout - (time.monotonic() - started)))
+                t0 = time.monotonic()
+                if not box.send({"step": i}):
+                    state, message = "eof", None
+                else:
+                    state, message = box.read(budget)
+                seconds = time.monotonic() - t0
+                if state == "ok" and message.get("step") != i:
+                    state = "garbage"
+                if state != "ok":
+                    box.kill()
+                    skipped.add(i)
+                    records[i] = _failure_record(step, state, budget, seconds)
+                    problems.append(f"{step.label}: {records[i].error}")
+                    finished = False
+                    break
+                if i not in records:  # a restart re-runs earlier cells: keep what the first run saw
+                    records[i] = StepRecord(
+                        status="ok" if message.get("status") == "ok" else "error",
+                        output=str(message.get("output", ""))[:50_000],
+                        error=None if message.get("error") is None else str(message["error"])[:20_000],
+                        result=_decode_floats(message.get("result")),
+                        seconds=seconds,
+                        missing=bool(message.get("missing")),
+                    )
+            if finished:
+                box.close(grace=5.0)
+                break
+        for i, step in enumerate(steps):
+            if i not in records:
+                records[i] = StepRecord(status="not-run", error="not run: the grader ran out of restarts or time")
+        return RunReport([records[i] for i in range(len(steps))], described, max(restarts, 0),
+                         time.monotonic() - started, problems)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _failure_record(step: Step, state: str, budget: float, seconds: float) -> StepRecord:
+    if state == "timeout":
+        error = (f"ran for more than {budget:.0f} s and was stopped (an infinite loop, or far too slow); "
+                 "everything it started was killed")
+        return StepRecord("timeout", error=error, seconds=seconds)
+    if state == "eof":
+        error = ("the Python process running your notebook died here (os._exit, a crash, or running out of "
+                 "memory); the grader restarted it without this step")
+        return StepRecord("crashed", error=error, seconds=seconds)
+    return StepRecord("protocol", error="the notebook interfered with the grader's communication channel here",
+                      seconds=seconds)
