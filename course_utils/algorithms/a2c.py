@@ -103,6 +103,63 @@ def advantages_and_returns(batch: RolloutBatch, gamma: float, gae_lambda: float,
     return advantages, returns
 
 
+@dataclass
+class ActorCriticRun:
+    """What A2C and PPO build before their first update; PPO is A2C with another update step.
+
+    ``envs``: ``n_envs`` synchronous CartPole-style environments; ``collector``
+    gathers ``(T, N, ...)`` batches from them with ``policy`` and ``value``.
+    """
+
+    device: torch.device
+    envs: object
+    policy: CategoricalPolicy
+    value: ValueNetwork
+    parameters: list
+    optimizer: torch.optim.Optimizer
+    collector: RolloutCollector
+    result: TrainResult
+    timer: Timer
+    bar: object
+
+    def show_progress(self, batch: RolloutBatch) -> None:
+        self.bar.update(batch.n_steps * batch.n_envs)
+        if batch.episode_returns:
+            self.bar.set_postfix(ret=f"{batch.episode_returns[-1]:.0f}", refresh=False)
+
+    def finish(self) -> TrainResult:
+        self.bar.close()
+        self.envs.close()
+        self.result.seconds = self.timer.seconds()
+        return self.result
+
+
+def setup_actor_critic(config, name: str, progress_bar: bool) -> ActorCriticRun:
+    """Seed everything from ``config.seed`` (sub-environment i from ``config.seed * n_envs + i``),
+    build the environments, the actor and the critic (CUDA if available), one Adam optimiser for both,
+    and the rollout collector."""
+    seed_everything(config.seed)
+    device = pick_device()
+    obs_dim, n_actions = env_dims(config.env_id)
+    envs = make_vec_env(config.env_id, config.n_envs)
+    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
+    value = ValueNetwork(obs_dim, config.hidden).to(device)
+    parameters = [*policy.parameters(), *value.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
+    collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
+    result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
+    return ActorCriticRun(device, envs, policy, value, parameters, optimizer, collector, result, Timer(),
+                          training_bar(config.total_steps, name, progress_bar))
+
+
+def anneal_learning_rate(optimizer: torch.optim.Optimizer, config, steps: int) -> None:
+    """With ``config.anneal_lr``, decay the learning rate linearly to 0 over ``config.total_steps``:
+    late updates take smaller steps, so a solved policy stops drifting."""
+    if config.anneal_lr:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * (1 - steps / config.total_steps)
+
+
 def train(config: A2CConfig, *, on_update: OnUpdate | None = None, progress_bar: bool = True) -> TrainResult:
     """Train an actor (:class:`CategoricalPolicy`) and a critic (:class:`ValueNetwork`) with A2C.
 
@@ -114,23 +171,11 @@ def train(config: A2CConfig, *, on_update: OnUpdate | None = None, progress_bar:
     """
     check_config(config, positive_ints=("total_steps", "n_envs", "n_steps"), positive=("lr",),
                  unit_interval=("gamma", "gae_lambda"), non_negative=("ent_coef", "vf_coef", "max_grad_norm"))
-    seed_everything(config.seed)
-    device = pick_device()
-    obs_dim, n_actions = env_dims(config.env_id)
-    envs = make_vec_env(config.env_id, config.n_envs)
-    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
-    value = ValueNetwork(obs_dim, config.hidden).to(device)
-    parameters = [*policy.parameters(), *value.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
-    collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
-
-    result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
-    timer = Timer()
-    bar = training_bar(config.total_steps, "A2C", progress_bar)
+    run = setup_actor_critic(config, "A2C", progress_bar)
+    policy, value, parameters, optimizer, collector, result = (
+        run.policy, run.value, run.parameters, run.optimizer, run.collector, run.result)
     while collector.steps < config.total_steps:
-        if config.anneal_lr:  # late updates take smaller steps, so a solved policy stops drifting
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * (1 - collector.steps / config.total_steps)
+        anneal_learning_rate(optimizer, config, collector.steps)
         batch = collector.collect(config.n_steps)  # T steps of N envs, (T, N, ...)
         result.episode_returns += batch.episode_returns
         result.episode_end_steps += batch.episode_end_steps
@@ -148,12 +193,7 @@ def train(config: A2CConfig, *, on_update: OnUpdate | None = None, progress_bar:
 
         result.steps = collector.steps
         result.log(update_steps=result.steps, **parts)
-        bar.update(batch.n_steps * batch.n_envs)
-        if batch.episode_returns:
-            bar.set_postfix(ret=f"{batch.episode_returns[-1]:.0f}", refresh=False)
+        run.show_progress(batch)
         if on_update is not None and on_update(result.steps, policy):
             break
-    bar.close()
-    envs.close()
-    result.seconds = timer.seconds()
-    return result
+    return run.finish()

@@ -21,12 +21,8 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from ..networks import CategoricalPolicy, ValueNetwork
-from ..seeding import seed_everything
-from ..torch_setup import pick_device
-from ..vec import RolloutCollector, make_vec_env
-from .a2c import advantages_and_returns
-from .common import OnUpdate, Timer, TrainResult, check_config, env_dims, training_bar
+from .a2c import advantages_and_returns, anneal_learning_rate, setup_actor_critic
+from .common import OnUpdate, TrainResult, check_config
 
 __all__ = ["PPOConfig", "approx_kl", "clipped_surrogate_loss", "ppo_loss", "train"]
 
@@ -140,23 +136,11 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
     if batch_size % config.minibatch_size:
         raise ValueError(f"the batch of n_envs * n_steps = {batch_size} transitions does not split into minibatches "
                          f"of {config.minibatch_size}; choose a minibatch_size that divides it")
-    seed_everything(config.seed)
-    device = pick_device()
-    obs_dim, n_actions = env_dims(config.env_id)
-    envs = make_vec_env(config.env_id, config.n_envs)
-    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
-    value = ValueNetwork(obs_dim, config.hidden).to(device)
-    parameters = [*policy.parameters(), *value.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
-    collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
-
-    result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
-    timer = Timer()
-    bar = training_bar(config.total_steps, "PPO", progress_bar)
+    run = setup_actor_critic(config, "PPO", progress_bar)  # the same set-up as A2C
+    device, policy, value, parameters, optimizer, collector, result = (
+        run.device, run.policy, run.value, run.parameters, run.optimizer, run.collector, run.result)
     while collector.steps < config.total_steps:
-        if config.anneal_lr:  # late updates take smaller steps, so a solved policy stops drifting
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * (1 - collector.steps / config.total_steps)
+        anneal_learning_rate(optimizer, config, collector.steps)
         batch = collector.collect(config.n_steps)  # collected by π_old = the current policy
         result.episode_returns += batch.episode_returns
         result.episode_end_steps += batch.episode_end_steps
@@ -183,12 +167,7 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
             kl = approx_kl(policy.distribution(obs).log_prob(actions), old_log_probs)
         result.steps = collector.steps
         result.log(update_steps=result.steps, approx_kl=kl.item(), **parts)
-        bar.update(batch_size)
-        if batch.episode_returns:
-            bar.set_postfix(ret=f"{batch.episode_returns[-1]:.0f}", refresh=False)
+        run.show_progress(batch)
         if on_update is not None and on_update(result.steps, policy):
             break
-    bar.close()
-    envs.close()
-    result.seconds = timer.seconds()
-    return result
+    return run.finish()
