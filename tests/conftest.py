@@ -18,3 +18,15 @@ def fast_env(monkeypatch):
             monkeypatch.setenv("COURSE_FAST", value)
 
     return set_value
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's small networks: fastest alone, and far faster when other
+    processes share the CPU (see set_torch_threads). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    from course_utils import set_torch_threads
+
+    previous = set_torch_threads(1)
+    yield
+    set_torch_threads(previous)

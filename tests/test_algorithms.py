@@ -11,7 +11,6 @@ from course_utils.algorithms import TrainResult, a2c, ppo, reinforce
 from course_utils.evaluation import evaluate
 from course_utils.networks import CategoricalPolicy, ValueNetwork
 from course_utils.returns import discounted_returns, returns_to_go
-from course_utils.torch_setup import set_torch_threads
 from course_utils.vec import collect_episodes
 
 ALGORITHMS = {
@@ -21,11 +20,7 @@ ALGORITHMS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = set_torch_threads(1)
-    yield
-    set_torch_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def nets_and_batch(seed=0, B=32):

@@ -12,15 +12,9 @@ from torch import nn
 
 from course_utils.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
 from course_utils.evaluation import evaluate
-from course_utils.torch_setup import set_torch_threads
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small networks train far faster on one thread when the CPU is shared (see set_torch_threads)."""
-    previous = set_torch_threads(1)
-    yield
-    set_torch_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 # A tiny run that trains a few rounds in well under a second.
 TINY = dict(total_steps=600, learning_starts=200, train_freq=100, gradient_steps=4, batch_size=32,

@@ -7,14 +7,9 @@ from torch import nn
 from course_utils import rollout, seed_everything
 from course_utils.evaluation import evaluate
 from course_utils.networks import CategoricalPolicy
-from course_utils.torch_setup import set_torch_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = set_torch_threads(1)
-    yield
-    set_torch_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 class LinearRule(nn.Module):

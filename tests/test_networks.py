@@ -5,15 +5,9 @@ import torch
 from torch import nn
 
 from course_utils.networks import CategoricalPolicy, ValueNetwork, mlp
-from course_utils.torch_setup import set_torch_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small networks: one thread is fastest, and far faster when other processes share the CPU."""
-    previous = set_torch_threads(1)
-    yield
-    set_torch_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def linears(net):

@@ -6,18 +6,12 @@ from torch import nn
 
 from course_utils import make_env, rollout, seed_everything
 from course_utils.networks import CategoricalPolicy, ValueNetwork
-from course_utils.torch_setup import set_torch_threads
 from course_utils.vec import RolloutCollector, collect_episodes, make_vec_env
 
 TAU = 0.02  # CartPole's time step: x_{t+1} = x_t + τ ẋ_t (explicit Euler)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small networks: one thread is fastest, and far faster when other processes share the CPU."""
-    previous = set_torch_threads(1)
-    yield
-    set_torch_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 class NextPosition(nn.Module):
