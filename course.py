@@ -86,7 +86,17 @@ def ensure_installed() -> Path:
         "installing the course and its pinned dependencies (torch==2.13.0, CPU build where available)",
     )
     run(
-        [python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME, "--display-name", KERNEL_DISPLAY_NAME],
+        [
+            python,
+            "-m",
+            "ipykernel",
+            "install",
+            "--sys-prefix",
+            "--name",
+            KERNEL_NAME,
+            "--display-name",
+            KERNEL_DISPLAY_NAME,
+        ],
         f"registering the Jupyter kernel '{KERNEL_NAME}'",
     )
     (VENV / STAMP_NAME).write_text(fingerprint + "\n")
@@ -117,7 +127,10 @@ def test(args: list[str]) -> int:
     print(f"[course] {' '.join(cmd[1:])}  (COURSE_FAST=1)", flush=True)
     started = time.perf_counter()
     code = subprocess.call(cmd, cwd=ROOT, env=env)
-    print(f"[course] whole test suite: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores", flush=True)
+    print(
+        f"[course] whole test suite: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores",
+        flush=True,
+    )
     return code
 
 

@@ -138,7 +138,8 @@ def _run_our_dqn(seed: int, stopper: StopAtTarget) -> None:
     """course_utils.dqn.train(config, on_update=...): its config is the module's ``*Config`` dataclass."""
     module = importlib.import_module("course_utils.dqn")
     config_cls = getattr(module, "DQNConfig", None) or next(
-        obj for name, obj in vars(module).items() if name.endswith("Config") and dataclasses.is_dataclass(obj))
+        obj for name, obj in vars(module).items() if name.endswith("Config") and dataclasses.is_dataclass(obj)
+    )
     names = {f.name for f in dataclasses.fields(config_cls)}
     kwargs = {"seed": seed}
     for budget_name in ("total_steps", "total_timesteps", "n_steps", "steps"):
@@ -152,12 +153,35 @@ def _run_our_dqn(seed: int, stopper: StopAtTarget) -> None:
 
 # rl-baselines3-zoo hyperparams, CartPole-v1 entries (hyperparams/ppo.yml, a2c.yml, dqn.yml), verbatim.
 ZOO = {
-    "ppo": dict(n_envs=8, n_timesteps=1e5, policy="MlpPolicy", n_steps=32, batch_size=256, gae_lambda=0.8,
-                gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2"),
+    "ppo": dict(
+        n_envs=8,
+        n_timesteps=1e5,
+        policy="MlpPolicy",
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate="lin_0.001",
+        clip_range="lin_0.2",
+    ),
     "a2c": dict(n_envs=8, n_timesteps=5e5, policy="MlpPolicy", ent_coef=0.0),
-    "dqn": dict(n_timesteps=5e4, policy="MlpPolicy", learning_rate=2.3e-3, batch_size=64, buffer_size=100000,
-                learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128,
-                exploration_fraction=0.16, exploration_final_eps=0.04, policy_kwargs="dict(net_arch=[256, 256])"),
+    "dqn": dict(
+        n_timesteps=5e4,
+        policy="MlpPolicy",
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        policy_kwargs="dict(net_arch=[256, 256])",
+    ),
 }
 
 
@@ -169,7 +193,7 @@ def _zoo_kwargs(hyperparams: dict) -> tuple[dict, int, int, str]:
     policy = kwargs.pop("policy")
     for key, value in list(kwargs.items()):
         if isinstance(value, str) and value.startswith("lin_"):
-            initial = float(value[len("lin_"):])
+            initial = float(value[len("lin_") :])
             # rl_zoo3's linear_schedule: value decays linearly from `initial` to 0 over n_timesteps.
             kwargs[key] = lambda progress_remaining, initial=initial: progress_remaining * initial
         elif key == "policy_kwargs" and isinstance(value, str):
@@ -300,8 +324,9 @@ ENTRIES: dict[str, Entry] = {
     "sb3-ppo": Entry("SB3 PPO (zoo)", _run_sb3("ppo"), needs="stable_baselines3"),
     "sb3-dqn": Entry("SB3 DQN (zoo)", _run_sb3("dqn"), needs="stable_baselines3", only_with="dqn"),
     "pytorch-reinforce": Entry("pytorch/examples REINFORCE (re-impl.)", _run_pytorch_examples_reinforce(False)),
-    "pytorch-reinforce-own-rule": Entry("pytorch/examples REINFORCE (re-impl.), its own stopping rule*",
-                                        _run_pytorch_examples_reinforce(True)),
+    "pytorch-reinforce-own-rule": Entry(
+        "pytorch/examples REINFORCE (re-impl.), its own stopping rule*", _run_pytorch_examples_reinforce(True)
+    ),
 }
 
 
@@ -346,10 +371,15 @@ def _child(key: str, seed: int, max_steps: int, eval_every: int, time_limit: flo
         _warm_up()
         stopper = StopAtTarget(eval_every, TARGET, max_steps, time_limit)
         ENTRIES[key].run(seed, stopper)
-        conn.send({"hit": stopper.hit, "evals": len(stopper.history),
-                   "best": max((m for _, m in stopper.history), default=float("nan")),
-                   "last_steps": stopper.history[-1][0] if stopper.history else 0,
-                   "eval_seconds": stopper.eval_seconds})
+        conn.send(
+            {
+                "hit": stopper.hit,
+                "evals": len(stopper.history),
+                "best": max((m for _, m in stopper.history), default=float("nan")),
+                "last_steps": stopper.history[-1][0] if stopper.history else 0,
+                "eval_seconds": stopper.eval_seconds,
+            }
+        )
     except Exception:  # report, don't hang the parent
         conn.send({"error": traceback.format_exc()})
     finally:
@@ -388,12 +418,15 @@ def _fmt_steps(x: float) -> str:
 
 def report(results: dict[str, dict[int, dict]], seeds: list[int], max_steps: int, timeout: float) -> str:
     """Markdown table: medians over the seeds that reached the target, per-seed values, ratios ours/SB3."""
-    lines = [f"CartPole-v1: env steps and training time until the greedy evaluation mean (10 episodes, seeds "
-             f"10000-10009) first reaches {TARGET:.0f}; evaluation time excluded. Medians over the seeds that "
-             "reached it; per-seed values in seed order (— = not reached). CPU s = this process's CPU time, "
-             "less sensitive than wall-clock to other load on the machine.", "",
-             "| algorithm | reached | steps | wall-clock s | CPU s | steps per seed (k) | wall-clock s per seed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"CartPole-v1: env steps and training time until the greedy evaluation mean (10 episodes, seeds "
+        f"10000-10009) first reaches {TARGET:.0f}; evaluation time excluded. Medians over the seeds that "
+        "reached it; per-seed values in seed order (— = not reached). CPU s = this process's CPU time, "
+        "less sensitive than wall-clock to other load on the machine.",
+        "",
+        "| algorithm | reached | steps | wall-clock s | CPU s | steps per seed (k) | wall-clock s per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     medians: dict[str, tuple[float, float, float]] = {}
     for key, per_seed in results.items():
         hits = [per_seed[s].get("hit") for s in seeds]
@@ -412,29 +445,42 @@ def report(results: dict[str, dict[int, dict]], seeds: list[int], max_steps: int
         other = ENTRIES[key].sb3_counterpart
         if other in medians and key in medians:
             a, b = medians[key], medians[other]
-            ratios.append(f"- {ENTRIES[key].label} / {ENTRIES[other].label}: steps ×{a[0] / b[0]:.2f}, "
-                          f"wall-clock ×{a[1] / b[1]:.2f}, CPU ×{a[2] / b[2]:.2f}")
+            ratios.append(
+                f"- {ENTRIES[key].label} / {ENTRIES[other].label}: steps ×{a[0] / b[0]:.2f}, "
+                f"wall-clock ×{a[1] / b[1]:.2f}, CPU ×{a[2] / b[2]:.2f}"
+            )
     if ratios:
         lines += ["", "Ratios of the medians (ours / SB3; below 1 means ours needs less):", *ratios]
     if "pytorch-reinforce-own-rule" in results:
-        lines += ["", "* stopped by the example's own rule, a running average of its training returns "
-                  "(r̄ ← 0.05 R + 0.95 r̄) above 475, not by the evaluation protocol; its training episodes "
-                  "ignore the 500-step limit, as in the original."]
+        lines += [
+            "",
+            "* stopped by the example's own rule, a running average of its training returns "
+            "(r̄ ← 0.05 R + 0.95 r̄) above 475, not by the evaluation protocol; its training episodes "
+            "ignore the 500-step limit, as in the original.",
+        ]
     failures = [(key, s, per_seed[s]) for key, per_seed in results.items() for s in seeds if not per_seed[s].get("hit")]
     if failures:
         budget = f"{max_steps:,} steps or {timeout:g} s of training"
         lines += ["", f"Runs that did not reach {TARGET:.0f} (budget: {budget}):"]
         for key, s, r in failures:
-            why = r["error"].strip().splitlines()[-1] if "error" in r else (
-                f"best evaluation {r['best']:.1f} after {r['last_steps']:,} steps ({r['evals']} evaluations)")
+            why = (
+                r["error"].strip().splitlines()[-1]
+                if "error" in r
+                else (f"best evaluation {r['best']:.1f} after {r['last_steps']:,} steps ({r['evals']} evaluations)")
+            )
             lines.append(f"- {ENTRIES[key].label}, seed {s}: {why}")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", choices=list(ENTRIES), metavar="ALGO",
-                        help=f"entries to run (default: all available): {', '.join(ENTRIES)}")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        choices=list(ENTRIES),
+        metavar="ALGO",
+        help=f"entries to run (default: all available): {', '.join(ENTRIES)}",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--max-steps", type=int, default=500_000, help="env-step budget per run (default 500k)")
     parser.add_argument("--eval-every", type=int, default=1_000, help="env steps between evaluations (default 1000)")
@@ -444,13 +490,18 @@ def main() -> int:
 
     # Default: every entry, except ours whose module is not written yet (and SB3's DQN without ours).
     # The SB3 entries are always in the default set: without stable-baselines3 the comparison fails loudly.
-    keys = args.algos or [k for k in ENTRIES
-                          if (ENTRIES[k].needs == "stable_baselines3" or available(k))
-                          and (ENTRIES[k].only_with is None or available(ENTRIES[k].only_with))]
+    keys = args.algos or [
+        k
+        for k in ENTRIES
+        if (ENTRIES[k].needs == "stable_baselines3" or available(k))
+        and (ENTRIES[k].only_with is None or available(ENTRIES[k].only_with))
+    ]
     if any(ENTRIES[k].needs == "stable_baselines3" for k in keys) and not available("sb3-ppo"):
-        sys.exit("stable-baselines3 is not installed: the SB3 entries need the optional 'bench' extra:\n"
-                 '    .venv/bin/pip install -c requirements/constraints.txt -e ".[bench]"\n'
-                 "or run only the course's algorithms, e.g. --algos reinforce a2c ppo")
+        sys.exit(
+            "stable-baselines3 is not installed: the SB3 entries need the optional 'bench' extra:\n"
+            '    .venv/bin/pip install -c requirements/constraints.txt -e ".[bench]"\n'
+            "or run only the course's algorithms, e.g. --algos reinforce a2c ppo"
+        )
     missing = [k for k in keys if not available(k)]
     if missing:
         sys.exit(f"cannot run {', '.join(missing)}: module {ENTRIES[missing[0]].needs} is not importable")
@@ -461,9 +512,13 @@ def main() -> int:
         for key in keys:
             r = run_one(key, seed, args.max_steps, args.eval_every, args.timeout)
             results[key][seed] = r
-            status = (f"reached at {r['hit'][0]:,} steps, {r['hit'][1]:.1f} s ({r['hit'][2]:.1f} s CPU)" if r.get("hit")
-                      else r.get("error", "").strip().splitlines()[-1] if "error" in r
-                      else f"not reached (best {r['best']:.1f})")
+            status = (
+                f"reached at {r['hit'][0]:,} steps, {r['hit'][1]:.1f} s ({r['hit'][2]:.1f} s CPU)"
+                if r.get("hit")
+                else r.get("error", "").strip().splitlines()[-1]
+                if "error" in r
+                else f"not reached (best {r['best']:.1f})"
+            )
             print(f"[{time.perf_counter() - started:6.0f} s] {ENTRIES[key].label}, seed {seed}: {status}", flush=True)
     print()
     print(report(results, args.seeds, args.max_steps, args.timeout))

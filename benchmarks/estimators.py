@@ -56,6 +56,7 @@ def mlp(n_in, n_hidden, n_out):
 
 # --- notebook 06: Gaussian VAE ----------------------------------------------------------------------
 
+
 class GaussianVAE(nn.Module):
     def __init__(self, d, latent_dim, hidden=128):
         super().__init__()
@@ -103,7 +104,9 @@ def vae_table(data, steps, seed):
     x_train, x_test = data.x_train, data.x_test
     p = x_train.mean(0).clamp(0.5 / len(x_train), 1 - 0.5 / len(x_train))
     baseline = bernoulli_nll(torch.logit(p), x_test)
-    print(f"\n### Notebook 06: Gaussian VAE on binarized digits ({steps} steps, seed {seed}; nats per held-out image)\n")
+    print(
+        f"\n### Notebook 06: Gaussian VAE on binarized digits ({steps} steps, seed {seed}; nats per held-out image)\n"
+    )
     print("| model | held-out −ELBO | held-out −log p(x) (grid) | better than baseline by |")
     print("|---|---|---|---|")
     m, se = mean_se(baseline)
@@ -117,11 +120,14 @@ def vae_table(data, steps, seed):
         m, se = mean_se(neg_elbo)
         gain, gain_se = mean_se(baseline - neg_elbo)
         exact = f"{grid_neg_log_evidence(model, x_test).mean():.2f}" if latent_dim == 2 else "(no grid in 8-D)"
-        print(f"| VAE, latent {latent_dim} ({time.perf_counter() - started:.0f} s) | {m:.2f} ± {se:.2f} | {exact} | "
-              f"{gain:.2f} ± {gain_se:.2f} |")
+        print(
+            f"| VAE, latent {latent_dim} ({time.perf_counter() - started:.0f} s) | {m:.2f} ± {se:.2f} | {exact} | "
+            f"{gain:.2f} ± {gain_se:.2f} |"
+        )
 
 
 # --- notebook 07: categorical VAE -------------------------------------------------------------------
+
 
 class CategoricalVAE(nn.Module):
     def __init__(self, d, n_vars=2, n_classes=10, hidden=128):
@@ -140,8 +146,8 @@ class CategoricalVAE(nn.Module):
     def exact_neg_elbo(self, x):
         log_q = torch.log_softmax(self.logits(x), -1)
         log_q_code = log_q[:, torch.arange(self.M), self.codes].sum(-1)
-        code_logits = self.decoder(F.one_hot(self.codes, self.K).float().flatten(-2))   # (codes, D)
-        rec = F.softplus(code_logits).sum(-1) - x @ code_logits.T                        # (N, codes)
+        code_logits = self.decoder(F.one_hot(self.codes, self.K).float().flatten(-2))  # (codes, D)
+        rec = F.softplus(code_logits).sum(-1) - x @ code_logits.T  # (N, codes)
         return (log_q_code.exp() * rec).sum(-1) + self.kl(self.logits(x))
 
     def loss(self, x, method, tau=0.5):
@@ -203,16 +209,25 @@ def summarize(name, grads, exact):
 def gaussian_rows(n, seed):
     mu0, exact = 1.0, torch.tensor([2.0])
     gen = torch.Generator().manual_seed(seed)
-    mu = torch.full((n,), mu0, dtype=torch.float64, requires_grad=True)     # one μ per sample: per-sample gradients
+    mu = torch.full((n,), mu0, dtype=torch.float64, requires_grad=True)  # one μ per sample: per-sample gradients
     log_sigma = torch.zeros(n, dtype=torch.float64)
     rows = []
     z = gaussian_rsample(mu, log_sigma, generator=gen)
     rows.append(("reparameterization", torch.autograd.grad((z**2).sum(), mu)[0]))
     z = z.detach()
     log_prob = torch.distributions.Normal(mu, 1.0).log_prob(z)
-    rows.append(("score function", torch.autograd.grad(score_function_surrogate(log_prob, z**2).sum(), mu, retain_graph=True)[0]))
-    rows.append(("score function + baseline b = E[z²]",
-                 torch.autograd.grad(score_function_surrogate(log_prob, z**2, baseline=mu0**2 + 1).sum(), mu)[0]))
+    rows.append(
+        (
+            "score function",
+            torch.autograd.grad(score_function_surrogate(log_prob, z**2).sum(), mu, retain_graph=True)[0],
+        )
+    )
+    rows.append(
+        (
+            "score function + baseline b = E[z²]",
+            torch.autograd.grad(score_function_surrogate(log_prob, z**2, baseline=mu0**2 + 1).sum(), mu)[0],
+        )
+    )
     print(f"\n### Toy problem A: ∇_μ E_(z∼N(μ,1))[z²] at μ = 1, single-sample estimators ({n} samples each)\n")
     print("exact gradient: +2.000\n")
     print("| estimator | mean | bias ± SE | variance | bias² + variance |")
@@ -225,7 +240,7 @@ def categorical_rows(n, seed, taus):
     theta = THETA.clone().requires_grad_()
     J = (torch.softmax(theta, -1) * cost(torch.eye(4))).sum()
     exact = torch.autograd.grad(J, theta)[0]
-    noise = gumbel_noise((n, 4), generator=torch.Generator().manual_seed(seed))     # common random numbers
+    noise = gumbel_noise((n, 4), generator=torch.Generator().manual_seed(seed))  # common random numbers
 
     def per_sample(kind, tau=1.0):
         theta_each = THETA.expand(n, 4).clone().requires_grad_()

@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the corpus builders live with the tests that use them
 
 import torch  # noqa: E402
+from grading_corpus import all_cases, notebook_bytes  # noqa: E402
+from test_grading import context, make_course  # noqa: E402
 
 from course_grader.sandbox import probe_bubblewrap  # noqa: E402
 from course_grader.spec import assignment_names  # noqa: E402
 from course_grader.workflow import autograde, collect  # noqa: E402
-from grading_corpus import all_cases, notebook_bytes  # noqa: E402
-from test_grading import context, make_course  # noqa: E402
 
 
 def main() -> int:
@@ -46,8 +46,10 @@ def main() -> int:
         print(f"no sandbox: {status.reason}")
         return 1
     torch.set_num_threads(1)
-    print(f"{os.cpu_count()} cores, {status.describe()}, {args.jobs} submission(s) at a time, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{os.cpu_count()} cores, {status.describe()}, {args.jobs} submission(s) at a time, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory(prefix="grading-bench-") as tmp:
         course = make_course(Path(tmp))
         for name in args.assignment or assignment_names(ROOT / "solutions"):
@@ -59,18 +61,27 @@ def main() -> int:
                 (downloads / case.student / ctx.notebook_name).write_bytes(notebook_bytes(ctx, case))
             collect(course, name, downloads, log=lambda *a: None)
             started = time.monotonic()
-            results = autograde(course, name, jobs=args.jobs, seed=1, cell_timeout=args.cell_timeout, log=lambda *a: None)
+            results = autograde(
+                course, name, jobs=args.jobs, seed=1, cell_timeout=args.cell_timeout, log=lambda *a: None
+            )
             wall = time.monotonic() - started
             print(f"\n{name}: {len(results)} submissions in {wall:.1f} s wall-clock\n")
             print("| submission | what it is | score | restarts | grading time |\n|---|---|---|---|---|")
             for case in cases:
                 p = results[case.student]["public"]
-                print(f"| {case.student} | {case.description} | {p['score']:g} / {p['max_score']:g} | "
-                      f"{p.get('restarts', 0)} | {p['seconds']:.1f} s |")
-            honest = [results[c.student]["public"]["seconds"] for c in cases
-                      if c.student in ("solution", "stub", "partly_right", "partly_wrong")]
-            print(f"\nhonest submissions (solution, stub, partly right/wrong): median {statistics.median(honest):.1f} s "
-                  f"per submission; the looping one pays its time limits ({args.cell_timeout:g} s per cell here).")
+                print(
+                    f"| {case.student} | {case.description} | {p['score']:g} / {p['max_score']:g} | "
+                    f"{p.get('restarts', 0)} | {p['seconds']:.1f} s |"
+                )
+            honest = [
+                results[c.student]["public"]["seconds"]
+                for c in cases
+                if c.student in ("solution", "stub", "partly_right", "partly_wrong")
+            ]
+            print(
+                f"\nhonest submissions (solution, stub, partly right/wrong): median {statistics.median(honest):.1f} s "
+                f"per submission; the looping one pays its time limits ({args.cell_timeout:g} s per cell here)."
+            )
     return 0
 
 

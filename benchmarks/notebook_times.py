@@ -28,7 +28,9 @@ def run_notebook(path: Path, fast: bool, timeout: int) -> tuple[float, str]:
     """Execute ``path`` once; return (seconds, "ok" or the error's first line)."""
     nb = nbformat.read(path, as_version=4)
     os.environ["COURSE_FAST"] = "1" if fast else "0"  # the kernel inherits it
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     started = time.perf_counter()
     try:
         client.execute()

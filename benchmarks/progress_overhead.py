@@ -30,7 +30,9 @@ def main() -> None:
     bare = min(loop(range(N)) for _ in range(3))
     with open(os.devnull, "w") as sink:
         wrapped = min(loop(progress(range(N), file=sink)) for _ in range(3))
-    print(f"bare loop: {bare:.0f} ns/iteration; with progress(): {wrapped:.0f} ns/iteration; overhead {wrapped - bare:.0f} ns")
+    print(
+        f"bare loop: {bare:.0f} ns/iteration; with progress(): {wrapped:.0f} ns/iteration; overhead {wrapped - bare:.0f} ns"
+    )
 
 
 if __name__ == "__main__":

@@ -64,12 +64,16 @@ def measure_in_parallel(threads: int, processes: int) -> dict[str, float]:
 def main() -> None:
     default = torch.get_num_threads()
     print(f"torch {torch.__version__}, default threads: {default}")
-    print("| workload | processes at once | 1 thread, µs/call | " + f"{default} threads, µs/call | speed-up of 1 thread |")
+    print(
+        "| workload | processes at once | 1 thread, µs/call | " + f"{default} threads, µs/call | speed-up of 1 thread |"
+    )
     print("|---|---|---|---|---|")
     for processes in (1, 2):
         one, many = (measure_in_parallel(n, processes) for n in (1, default))
         for workload in one:
-            print(f"| {workload} | {processes} | {one[workload]:.0f} | {many[workload]:.0f} | {many[workload] / one[workload]:.2f}× |")
+            print(
+                f"| {workload} | {processes} | {one[workload]:.0f} | {many[workload]:.0f} | {many[workload] / one[workload]:.2f}× |"
+            )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,10 @@ class Rubric:
     def verdict(self) -> Verdict:
         total = sum(p.weight for p in self.parts)
         earned = sum(p.weight for p in self.parts if p.passed)
-        messages = [("✓ " if p.passed else "✗ ") + p.description + ("" if p.passed or not p.message else f": {p.message}")
-                    for p in self.parts]
+        messages = [
+            ("✓ " if p.passed else "✗ ") + p.description + ("" if p.passed or not p.message else f": {p.message}")
+            for p in self.parts
+        ]
         return Verdict(earned / total if total else 0.0, messages, self.details)
 
 
@@ -149,8 +151,9 @@ def mean_matches(samples: np.ndarray, exact: np.ndarray, alpha: float = ALPHA, a
     return MeanTest(bool(z[worst] <= threshold), float(z[worst]), worst, threshold)
 
 
-def variance_matches(samples: np.ndarray, exact_mean: np.ndarray, predicted_total_variance: float,
-                     alpha: float = ALPHA) -> tuple[bool, float, float]:
+def variance_matches(
+    samples: np.ndarray, exact_mean: np.ndarray, predicted_total_variance: float, alpha: float = ALPHA
+) -> tuple[bool, float, float]:
     """Does the estimator have the variance a correct one must have?
 
     Uses d_i = ||g_i - E[g]||^2 with the exact mean, whose expectation is the
@@ -180,8 +183,9 @@ def means_agree(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> tuple[boo
     return z <= z_threshold(1, alpha), float(a.mean()), float(b.mean()), z
 
 
-def same_variance(samples_a: np.ndarray, samples_b: np.ndarray, exact_mean: np.ndarray,
-                  alpha: float = ALPHA) -> tuple[bool, float, float, float]:
+def same_variance(
+    samples_a: np.ndarray, samples_b: np.ndarray, exact_mean: np.ndarray, alpha: float = ALPHA
+) -> tuple[bool, float, float, float]:
     """Do two estimators (a: the student's, b: the grader's reference) have the same total variance?
 
     Compares the means of d = ||g - E[g]||^2 (whose expectation is the total

@@ -23,9 +23,12 @@ from .course import Course
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m course_grader", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=None, help="the course repository (default: here, or this package's)")
+    parser = argparse.ArgumentParser(
+        prog="python -m course_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--root", type=Path, default=None, help="the course repository (default: here, or this package's)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("release", help="regenerate released stubs from solutions/")
@@ -41,13 +44,21 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("autograde", help="grade collected submissions in the sandbox")
     p.add_argument("assignment")
     p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
-    p.add_argument("--sandbox", choices=["require", "warn", "off"], default="require",
-                   help="require: refuse without bubblewrap (default); warn: grade unisolated with a warning; "
-                        "off: no isolation (trusted code only)")
+    p.add_argument(
+        "--sandbox",
+        choices=["require", "warn", "off"],
+        default="require",
+        help="require: refuse without bubblewrap (default); warn: grade unisolated with a warning; "
+        "off: no isolation (trusted code only)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
     p.add_argument("--seed", type=int, default=None, help="fix the grader's inputs (default: new ones each run)")
-    p.add_argument("--cell-timeout", type=float, default=None, help="seconds per student cell (default: the assignment's)")
-    p.add_argument("--full", action="store_true", help="run student notebooks with the full budgets instead of fast mode")
+    p.add_argument(
+        "--cell-timeout", type=float, default=None, help="seconds per student cell (default: the assignment's)"
+    )
+    p.add_argument(
+        "--full", action="store_true", help="run student notebooks with the full budgets instead of fast mode"
+    )
 
     p = sub.add_parser("export", help="write per-question scores to CSV")
     p.add_argument("assignment")
@@ -102,8 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             from .workflow import autograde
 
             torch.set_num_threads(1)  # the checks are small; more threads only fight the sandboxes for the cores
-            results = autograde(course, args.assignment, args.student, sandbox=args.sandbox, jobs=args.jobs,
-                                seed=args.seed, cell_timeout=args.cell_timeout, fast=not args.full)
+            results = autograde(
+                course,
+                args.assignment,
+                args.student,
+                sandbox=args.sandbox,
+                jobs=args.jobs,
+                seed=args.seed,
+                cell_timeout=args.cell_timeout,
+                fast=not args.full,
+            )
             failed = [s for s, r in results.items() if r["public"]["status"] == "grader-error"]
             if failed:
                 print(f"the grader failed on: {', '.join(failed)} (see instructor/private/)", file=sys.stderr)
@@ -131,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                 spec = load_assignment(course.solutions, name, course.assignments)
                 points = question_points(spec)
                 manual = manual_cells(spec)
-                print(f"{name} ({spec.notebook}): {sum(points.values()):g} autograded + {sum(m.points for m in manual):g} "
-                      "by hand")
+                print(
+                    f"{name} ({spec.notebook}): {sum(points.values()):g} autograded + {sum(m.points for m in manual):g} "
+                    "by hand"
+                )
                 for q in spec.questions:
                     print(f"  {q.id:<22} {points[q.id]:>4g}  auto   ({q.timeout:g} s)  {q.title}")
                 for m in manual:

@@ -52,9 +52,15 @@ class Course:
             return (root / c.get(key, default)).resolve()
 
         db_url = c.get("db_url") or f"sqlite:///{root / 'instructor' / 'gradebook.db'}"
-        return cls(root, folder("source_directory", "solutions"), folder("release_directory", "assignments"),
-                   folder("submitted_directory", "instructor/submitted"), folder("autograded_directory", "instructor/autograded"),
-                   folder("feedback_directory", "instructor/feedback"), db_url)
+        return cls(
+            root,
+            folder("source_directory", "solutions"),
+            folder("release_directory", "assignments"),
+            folder("submitted_directory", "instructor/submitted"),
+            folder("autograded_directory", "instructor/autograded"),
+            folder("feedback_directory", "instructor/feedback"),
+            db_url,
+        )
 
     def submission_dir(self, student: str, assignment: str) -> Path:
         return self.submitted / student / assignment
@@ -66,13 +72,15 @@ class Course:
         return self.feedback / student / assignment
 
     def db_path(self) -> Path | None:
-        return Path(self.db_url[len("sqlite:///"):]) if self.db_url.startswith("sqlite:///") else None
+        return Path(self.db_url[len("sqlite:///") :]) if self.db_url.startswith("sqlite:///") else None
 
 
 def check_student_id(student: str) -> str:
     if not STUDENT_ID.match(student) or ".." in student:
-        raise ValueError(f"{student!r} is not usable as a student id: use letters, digits and . _ - @ + "
-                         "(at most 100 characters, starting with a letter or digit)")
+        raise ValueError(
+            f"{student!r} is not usable as a student id: use letters, digits and . _ - @ + "
+            "(at most 100 characters, starting with a letter or digit)"
+        )
     return student
 
 

@@ -50,30 +50,46 @@ def render(student: str, assignment: str, public: dict, gradebook_scores: dict[s
         else:
             pending = True
             shown = f"– / {m['points']:g} (not graded yet)"
-        status = {"unanswered": "no answer was given", "missing": "the answer cell is missing from the notebook",
-                  "needs manual grading": "graded by hand"}.get(m["status"], m["status"])
-        manual_rows.append(f"<tr><td>{_e(grade_id)}</td><td>{_e(shown)}</td><td>{_e(status)}{_comment(entry.get('comment'))}</td></tr>")
+        status = {
+            "unanswered": "no answer was given",
+            "missing": "the answer cell is missing from the notebook",
+            "needs manual grading": "graded by hand",
+        }.get(m["status"], m["status"])
+        manual_rows.append(
+            f"<tr><td>{_e(grade_id)}</td><td>{_e(shown)}</td><td>{_e(status)}{_comment(entry.get('comment'))}</td></tr>"
+        )
 
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(assignment)} feedback for {_e(student)}</title>",
-             f"<style>{STYLE}</style></head><body>",
-             f"<h1>{_e(assignment)}: feedback for {_e(student)}</h1>",
-             f"<p><b>Score: {total:g} / {maximum:g}</b>{' (written answers not graded yet)' if pending else ''}</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(assignment)} feedback for {_e(student)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{_e(assignment)}: feedback for {_e(student)}</h1>",
+        f"<p><b>Score: {total:g} / {maximum:g}</b>{' (written answers not graded yet)' if pending else ''}</p>",
+    ]
     for problem in public.get("problems", []):
         parts.append(f"<p class='note'>{_e(problem)}</p>")
     if rows:
-        parts.append("<h2>Autograded questions</h2><p>Each question was checked on new inputs drawn for this run; "
-                     "✓ marks a property your code has, ✗ one it does not.</p>")
+        parts.append(
+            "<h2>Autograded questions</h2><p>Each question was checked on new inputs drawn for this run; "
+            "✓ marks a property your code has, ✗ one it does not.</p>"
+        )
         parts.append("<table><tr><th>question</th><th>score</th><th>checks</th></tr>" + "".join(rows) + "</table>")
     if manual_rows:
-        parts.append("<h2>Written answers</h2><table><tr><th>answer</th><th>score</th><th>notes</th></tr>"
-                     + "".join(manual_rows) + "</table>")
+        parts.append(
+            "<h2>Written answers</h2><table><tr><th>answer</th><th>score</th><th>notes</th></tr>"
+            + "".join(manual_rows)
+            + "</table>"
+        )
     cells = public.get("cells", [])
     if cells:
-        parts.append("<h2>Your notebook as the grader ran it</h2><p>Your code cells in your order (cells counted "
-                     "from 1, visible test cells skipped), in fast mode. Output is shortened.</p>")
+        parts.append(
+            "<h2>Your notebook as the grader ran it</h2><p>Your code cells in your order (cells counted "
+            "from 1, visible test cells skipped), in fast mode. Output is shortened.</p>"
+        )
         for cell in cells:
-            parts.append(f"<h3>cell {cell['index'] + 1}: <span class='{_e(cell['status'])}'>{_e(cell['status'])}</span>"
-                         f" ({cell['seconds']:g} s)</h3>")
+            parts.append(
+                f"<h3>cell {cell['index'] + 1}: <span class='{_e(cell['status'])}'>{_e(cell['status'])}</span>"
+                f" ({cell['seconds']:g} s)</h3>"
+            )
             if cell.get("output"):
                 parts.append(f"<pre>{_e(cell['output'][:5000])}</pre>")
             if cell.get("error"):

@@ -79,18 +79,26 @@ def cell_label(index: int, source: str) -> str:
     return f"cell {index + 1} ({first[:50] + ('…' if len(first) > 50 else '')})"
 
 
-def build_steps(assignment: Assignment, code_cells, seed: int, cell_timeout: float | None = None,
-                question_timeout: float | None = None):
+def build_steps(
+    assignment: Assignment,
+    code_cells,
+    seed: int,
+    cell_timeout: float | None = None,
+    question_timeout: float | None = None,
+):
     """The sandbox's job: the student's code cells in their order, then one driver per question."""
-    steps = [Step("cell", cell_timeout or assignment.cell_timeout, source=src, label=cell_label(index, src))
-             for index, src in graded_code_cells(assignment, code_cells)]
+    steps = [
+        Step("cell", cell_timeout or assignment.cell_timeout, source=src, label=cell_label(index, src))
+        for index, src in graded_code_cells(assignment, code_cells)
+    ]
     inputs = {}
     for k, q in enumerate(assignment.questions):
         rng = np.random.default_rng([seed, k])
         inputs[q.id] = q.make_inputs(rng)
         timeout = q.timeout if question_timeout is None else min(q.timeout, question_timeout)
-        steps.append(Step("driver", timeout, question=q.id, driver=q.driver,
-                          inputs=inputs[q.id], label=f"question {q.id}"))
+        steps.append(
+            Step("driver", timeout, question=q.id, driver=q.driver, inputs=inputs[q.id], label=f"question {q.id}")
+        )
     return steps, inputs
 
 
@@ -137,11 +145,18 @@ def grade_submission(
     public["problems"].extend(report.problems)
     ran = graded_code_cells(assignment, submission.code_cells)
     n_cells = len(ran)
-    for (index, _), record in zip(ran, report.records[:n_cells]):
-        public["cells"].append({"index": index, "status": record.status, "output": record.output,
-                                "error": record.error, "seconds": round(record.seconds, 2)})
+    for (index, _), record in zip(ran, report.records[:n_cells], strict=False):  # a killed run has fewer records
+        public["cells"].append(
+            {
+                "index": index,
+                "status": record.status,
+                "output": record.output,
+                "error": record.error,
+                "seconds": round(record.seconds, 2),
+            }
+        )
 
-    for q, record in zip(assignment.questions, report.records[n_cells:]):
+    for q, record in zip(assignment.questions, report.records[n_cells:], strict=False):
         if record.status != "ok":
             reason = record.error or record.status
             if record.status == "error" and not record.missing:
@@ -160,8 +175,12 @@ def grade_submission(
             public["questions"][q.id] = _question_entry(q, points[q.id], 0.0, "failed", [str(err)])
         except Exception:  # noqa: BLE001 - a bug in a check must not stop the other questions
             public["questions"][q.id] = _question_entry(
-                q, points[q.id], 0.0, "grader-error",
-                ["the grader could not check this answer; your instructor has been told and will look at it"])
+                q,
+                points[q.id],
+                0.0,
+                "grader-error",
+                ["the grader could not check this answer; your instructor has been told and will look at it"],
+            )
             private["grader_errors"][q.id] = traceback.format_exc()
 
     for m in manual:
@@ -178,8 +197,13 @@ def grade_submission(
 
 
 def _question_entry(q, points: float, fraction: float, status: str, messages: list[str]) -> dict:
-    return {"title": q.title or q.id, "points": points, "score": round(points * fraction, 4),
-            "status": status, "messages": [str(m) for m in messages]}
+    return {
+        "title": q.title or q.id,
+        "points": points,
+        "score": round(points * fraction, 4),
+        "status": status,
+        "messages": [str(m) for m in messages],
+    }
 
 
 def _finish(public: dict, private: dict, started: float) -> dict:

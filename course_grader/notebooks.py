@@ -53,8 +53,12 @@ def load_submission(path: Path) -> Submission:
     except OSError as err:
         return Submission([], [], f"the file could not be read ({err.strerror})")
     if size > MAX_NOTEBOOK_BYTES:
-        return Submission([], [], f"the notebook is {size / 2**20:.0f} MB, more than the {MAX_NOTEBOOK_BYTES // 2**20} MB "
-                                  "the grader accepts (clear the outputs before submitting)")
+        return Submission(
+            [],
+            [],
+            f"the notebook is {size / 2**20:.0f} MB, more than the {MAX_NOTEBOOK_BYTES // 2**20} MB "
+            "the grader accepts (clear the outputs before submitting)",
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -65,8 +69,12 @@ def load_submission(path: Path) -> Submission:
     except (ValueError, RecursionError) as err:
         line = getattr(err, "lineno", None)
         where = f" near line {line}" if line else ""
-        return Submission([], [], f"the file is not valid notebook JSON{where} ({str(err)[:120]}); "
-                                  "it was probably edited outside Jupyter or saved incompletely")
+        return Submission(
+            [],
+            [],
+            f"the file is not valid notebook JSON{where} ({str(err)[:120]}); "
+            "it was probably edited outside Jupyter or saved incompletely",
+        )
     if isinstance(data, dict) and "worksheets" in data:  # nbformat 3: convert, as Jupyter would
         try:
             data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
@@ -100,8 +108,15 @@ def grade_cells(notebook_path: Path) -> list[GradeCell]:
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade"):
-            found.append(GradeCell(meta["grade_id"], float(meta.get("points", 0)), cell.cell_type,
-                                   manual=bool(meta.get("solution")), source=cell.source))
+            found.append(
+                GradeCell(
+                    meta["grade_id"],
+                    float(meta.get("points", 0)),
+                    cell.cell_type,
+                    manual=bool(meta.get("solution")),
+                    source=cell.source,
+                )
+            )
     return found
 
 

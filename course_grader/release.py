@@ -38,8 +38,8 @@ def generate(course: Course, assignment: str, release_root: Path | None = None, 
     assignment is also registered in the instructor gradebook.
     """
     from nbgrader.converters import GenerateAssignment
-    from nbgrader.coursedir import CourseDirectory
     from nbgrader.converters.base import NbGraderException
+    from nbgrader.coursedir import CourseDirectory
     from nbgrader.preprocessors import SaveCells
 
     if not (course.solutions / assignment).is_dir():
@@ -55,8 +55,9 @@ def generate(course: Course, assignment: str, release_root: Path | None = None, 
     config.CourseDirectory.db_url = course.db_url
     config.GenerateAssignment.no_database = not database
     if not database:  # SaveCells only records the cells in the gradebook; it does not change the notebook
-        config.GenerateAssignment.preprocessors = [p for p in GenerateAssignment.class_traits()["preprocessors"].default()
-                                                   if p is not SaveCells]
+        config.GenerateAssignment.preprocessors = [
+            p for p in GenerateAssignment.class_traits()["preprocessors"].default() if p is not SaveCells
+        ]
     config.GenerateAssignment.force = True
     log = logging.getLogger("course_grader.nbgrader")
     log.setLevel(logging.ERROR)

@@ -64,12 +64,20 @@ class BoundedWriter(io.TextIOBase):
 
 def format_exception(err: BaseException) -> str:
     """The traceback of ``err`` without the frames of IPython and of this runner (the student's code only)."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if "/IPython/" not in f.filename and not f.filename.endswith("runner.py")]
-    text = "".join(["Traceback (most recent call last):\n", *traceback.format_list(frames),
-                    *traceback.format_exception_only(type(err), err)])
+    frames = [
+        f
+        for f in traceback.extract_tb(err.__traceback__)
+        if "/IPython/" not in f.filename and not f.filename.endswith("runner.py")
+    ]
+    text = "".join(
+        [
+            "Traceback (most recent call last):\n",
+            *traceback.format_list(frames),
+            *traceback.format_exception_only(type(err), err),
+        ]
+    )
     if len(text) > MAX_TRACEBACK_CHARS:
-        text = text[:1500] + "\n[...]\n" + text[-(MAX_TRACEBACK_CHARS - 1500):]
+        text = text[:1500] + "\n[...]\n" + text[-(MAX_TRACEBACK_CHARS - 1500) :]
     return text
 
 
@@ -111,7 +119,10 @@ def plain(value, _depth: int = 0):
         import torch
 
         if isinstance(value, torch.Tensor):
-            return plain(value.detach().cpu().double().numpy() if value.is_floating_point() else value.detach().cpu().numpy(), _depth + 1)
+            return plain(
+                value.detach().cpu().double().numpy() if value.is_floating_point() else value.detach().cpu().numpy(),
+                _depth + 1,
+            )
     if module.startswith("numpy"):
         import numpy as np
 
@@ -154,8 +165,11 @@ class Helpers:
 
     @staticmethod
     def error(err: BaseException) -> dict:
-        return {"error": f"{type(err).__name__}: {str(err)[:500]}", "exception": type(err).__name__,
-                "traceback": format_exception(err)}
+        return {
+            "error": f"{type(err).__name__}: {str(err)[:500]}",
+            "exception": type(err).__name__,
+            "traceback": format_exception(err),
+        }
 
     def arrays(self, mapping) -> dict:
         """Pack a dict of tensors/arrays (e.g. a ``state_dict()``) as an .npz blob the grader loads without pickle."""
@@ -210,8 +224,11 @@ class Runner:
         finally:
             sys.stdout, sys.stderr = saved
         self._close_figures()
-        return {"status": "ok" if err is None else "error", "output": capture.text(),
-                "error": None if err is None else format_exception(err)}
+        return {
+            "status": "ok" if err is None else "error",
+            "output": capture.text(),
+            "error": None if err is None else format_exception(err),
+        }
 
     def run_driver(self, step: dict) -> dict:
         capture = BoundedWriter()
@@ -249,7 +266,11 @@ def main() -> int:
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    sink = os.open("/tmp/.grader-fd-output", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if os.path.isdir("/tmp") else null
+    sink = (
+        os.open("/tmp/.grader-fd-output", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if os.path.isdir("/tmp")
+        else null
+    )
     os.dup2(sink, 1)
     os.dup2(sink, 2)
     sys.stdin = open(os.devnull)  # noqa: SIM115
@@ -269,8 +290,12 @@ def main() -> int:
     def send(message: dict) -> None:
         data = json.dumps(message)
         if len(data) > MAX_RESULT_BYTES:
-            message = {"step": message.get("step"), "status": "error", "output": "",
-                       "error": f"the result is too large to grade ({len(data)} bytes)"}
+            message = {
+                "step": message.get("step"),
+                "status": "error",
+                "output": "",
+                "error": f"the result is too large to grade ({len(data)} bytes)",
+            }
             data = json.dumps(message)
         proto_out.write(data + "\n")
         proto_out.flush()

@@ -64,7 +64,9 @@ def _supported_options(executable: str) -> frozenset[str]:
         text = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return frozenset()
-    return frozenset(flag for flag in ("--size", "--disable-userns", "--die-with-parent", "--new-session") if flag in text)
+    return frozenset(
+        flag for flag in ("--size", "--disable-userns", "--die-with-parent", "--new-session") if flag in text
+    )
 
 
 def probe_bubblewrap() -> SandboxStatus:
@@ -80,13 +82,33 @@ def probe_bubblewrap() -> SandboxStatus:
     if executable is None:
         return SandboxStatus(False, reason="bwrap is not installed (Debian/Ubuntu: sudo apt-get install bubblewrap)")
     try:
-        version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[-1]
+        version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10).stdout.split()[
+            -1
+        ]
     except (OSError, subprocess.SubprocessError, IndexError):
         version = "unknown"
     options = _supported_options(executable)
-    probe = [executable, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-             "--die-with-parent", "--new-session", "--cap-drop", "ALL", *_system_binds(), "--proc", "/proc",
-             "--dev", "/dev", "--tmpfs", "/tmp", "true"]
+    probe = [
+        executable,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        *_system_binds(),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "true",
+    ]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as err:
@@ -95,8 +117,10 @@ def probe_bubblewrap() -> SandboxStatus:
         message = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no message)"]
         hint = ""
         if "namespace" in message[0].lower() or "permission" in message[0].lower() or "uid map" in message[0].lower():
-            hint = (" — this kernel forbids unprivileged user namespaces; on Ubuntu 23.10+ allow them with "
-                    "'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' or run the grader as root")
+            hint = (
+                " — this kernel forbids unprivileged user namespaces; on Ubuntu 23.10+ allow them with "
+                "'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' or run the grader as root"
+            )
         return SandboxStatus(False, executable, version, f"bwrap failed its self-test: {message[0]}{hint}", options)
     return SandboxStatus(True, executable, version, "", options)
 
@@ -210,8 +234,21 @@ def bubblewrap_command(
     """The ``bwrap`` command line that runs ``python runner job`` in the sandbox described above."""
     if not status.available or status.executable is None:
         raise RuntimeError(f"bubblewrap is not available: {status.reason}")
-    cmd = [status.executable, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-           "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    cmd = [
+        status.executable,
+        "--unshare-all",
+        "--unshare-user",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+    ]
     if "--disable-userns" in status.options:
         cmd.append("--disable-userns")
     cmd += _system_binds()

@@ -120,5 +120,13 @@ def load_assignment(solutions_dir: Path, name: str, release_root: Path | None = 
     if len(set(ids)) != len(ids):
         raise SpecError(f"{path}: question ids must be unique, got {ids}")
     release_dir = Path(release_root or Path(solutions_dir).parent / "assignments") / name
-    return Assignment(assignment.notebook, list(assignment.questions), assignment.cell_timeout, tuple(assignment.preload),
-                      name, folder, release_dir, dict(assignment.extra))
+    return Assignment(
+        assignment.notebook,
+        list(assignment.questions),
+        assignment.cell_timeout,
+        tuple(assignment.preload),
+        name,
+        folder,
+        release_dir,
+        dict(assignment.extra),
+    )

@@ -93,8 +93,9 @@ class RunReport:
 class _Sandbox:
     """One running sandbox process and its line-based protocol."""
 
-    def __init__(self, cmd: list[str], cwd: str | None, env: dict[str, str] | None, limits: SandboxLimits,
-                 stderr_path: Path):
+    def __init__(
+        self, cmd: list[str], cwd: str | None, env: dict[str, str] | None, limits: SandboxLimits, stderr_path: Path
+    ):
         # Resource limits for the whole process tree are set by a tiny exec shim rather than a
         # preexec_fn, which is unsafe in a grader that runs several sandboxes from threads.
         shim = [sys.executable, "-I", "-S", "-c", _LIMITS_SHIM, str(limits.memory_bytes), str(limits.file_bytes)]
@@ -102,8 +103,14 @@ class _Sandbox:
         # before any student code runs, so students cannot write here.
         with open(stderr_path, "wb") as stderr:
             self.proc = subprocess.Popen(
-                [*shim, *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env,
-                start_new_session=True, close_fds=True,
+                [*shim, *cmd],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
             )
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
@@ -215,7 +222,11 @@ def run_steps(
             submission_dir.mkdir()
             env.update(HOME=str(workdir / "home"), TMPDIR=str(workdir), MPLCONFIGDIR=str(workdir / "matplotlib"))
             cmd = [sys.executable, "-I", "-X", "utf8", str(RUNNER), str(job)]
-            cwd, proc_env, described = str(submission_dir), env, "NONE (plain subprocess: student code could read any file)"
+            cwd, proc_env, described = (
+                str(submission_dir),
+                env,
+                "NONE (plain subprocess: student code could read any file)",
+            )
 
         while True:
             plan = [i for i in range(len(steps)) if i not in skipped and (steps[i].kind == "cell" or i not in records)]
@@ -235,8 +246,10 @@ def run_steps(
                 # No student code has run yet: this is the grading machine's problem, not the submission's.
                 box.kill()
                 detail = (workdir / "stderr.txt").read_text(errors="replace").strip()[-2000:]
-                raise SandboxStartError(f"the sandbox did not start ({state} after {limits.startup_timeout:.0f} s): "
-                                        f"{detail or 'no error message'}")
+                raise SandboxStartError(
+                    f"the sandbox did not start ({state} after {limits.startup_timeout:.0f} s): "
+                    f"{detail or 'no error message'}"
+                )
             finished = True
             for i in plan:
                 step = steps[i]
@@ -271,20 +284,26 @@ def run_steps(
         for i, step in enumerate(steps):
             if i not in records:
                 records[i] = StepRecord(status="not-run", error="not run: the grader ran out of restarts or time")
-        return RunReport([records[i] for i in range(len(steps))], described, max(restarts, 0),
-                         time.monotonic() - started, problems)
+        return RunReport(
+            [records[i] for i in range(len(steps))], described, max(restarts, 0), time.monotonic() - started, problems
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _failure_record(step: Step, state: str, budget: float, seconds: float) -> StepRecord:
     if state == "timeout":
-        error = (f"ran for more than {budget:.0f} s and was stopped (an infinite loop, or far too slow); "
-                 "everything it started was killed")
+        error = (
+            f"ran for more than {budget:.0f} s and was stopped (an infinite loop, or far too slow); "
+            "everything it started was killed"
+        )
         return StepRecord("timeout", error=error, seconds=seconds)
     if state == "eof":
-        error = ("the Python process running your notebook died here (os._exit, a crash, or running out of "
-                 "memory); the grader restarted it without this step")
+        error = (
+            "the Python process running your notebook died here (os._exit, a crash, or running out of "
+            "memory); the grader restarted it without this step"
+        )
         return StepRecord("crashed", error=error, seconds=seconds)
-    return StepRecord("protocol", error="the notebook interfered with the grader's communication channel here",
-                      seconds=seconds)
+    return StepRecord(
+        "protocol", error="the notebook interfered with the grader's communication channel here", seconds=seconds
+    )

@@ -96,8 +96,10 @@ def collect(course: Course, assignment: str, source: Path, pattern: str = DEFAUL
             if len(notebooks) > 1:
                 named = [p for p in notebooks if p.name == spec.notebook]
                 if len(named) != 1:
-                    skipped.append(f"{student}: {len(notebooks)} notebooks ({', '.join(p.name for p in notebooks[:4])}); "
-                                   f"keep only {spec.notebook}")
+                    skipped.append(
+                        f"{student}: {len(notebooks)} notebooks ({', '.join(p.name for p in notebooks[:4])}); "
+                        f"keep only {spec.notebook}"
+                    )
                     continue
                 notebooks = named
             dest = course.submission_dir(student, assignment)
@@ -138,8 +140,10 @@ def resolve_sandbox(mode: str, log=print):
     if mode not in SANDBOX_MODES:
         raise ValueError(f"--sandbox must be one of {SANDBOX_MODES}, got {mode!r}")
     if mode == "off":
-        log("WARNING: --sandbox off: student code runs WITHOUT isolation and can read and write your files. "
-            "Use this only for code you trust.")
+        log(
+            "WARNING: --sandbox off: student code runs WITHOUT isolation and can read and write your files. "
+            "Use this only for code you trust."
+        )
         return None
     status = probe_bubblewrap()
     if status.available:
@@ -207,15 +211,25 @@ def autograde(
     ensure_in_gradebook(course, assignment)
     notebook_id = Path(spec.notebook).stem
     release_nb = course.assignments / assignment / spec.notebook
-    log(f"autograding {len(ids)} submission(s) of {assignment} ({status.describe() if status else 'NO SANDBOX'}, "
-        f"{jobs} at a time)")
+    log(
+        f"autograding {len(ids)} submission(s) of {assignment} ({status.describe() if status else 'NO SANDBOX'}, "
+        f"{jobs} at a time)"
+    )
     results: dict[str, dict] = {}
 
     def one(student: str) -> dict:
         path = submission_notebook(course, spec, student)
         try:
-            return grade_submission(spec, path, status, seed=seed, fast=fast, limits=limits, cell_timeout=cell_timeout,
-                                    question_timeout=question_timeout)
+            return grade_submission(
+                spec,
+                path,
+                status,
+                seed=seed,
+                fast=fast,
+                limits=limits,
+                cell_timeout=cell_timeout,
+                question_timeout=question_timeout,
+            )
         except Exception as err:  # noqa: BLE001 - a grader failure on one submission must not stop the rest
             import traceback
 
@@ -231,22 +245,40 @@ def autograde(
                 _store(course, spec, student, result, release_nb, notebook_id)
             except Exception as err:  # noqa: BLE001 - keep grading the others; the result.json is still written
                 result["public"]["problems"].append(f"not recorded in the gradebook: {type(err).__name__}: {err}")
-                log(f"  {student}: could not record the result in the gradebook ({err}); if the assignment "
-                    "changed since its release, run `python -m course_grader release` first")
+                log(
+                    f"  {student}: could not record the result in the gradebook ({err}); if the assignment "
+                    "changed since its release, run `python -m course_grader release` first"
+                )
             p = result["public"]
-            log(f"  {student:<20} {p['score']:6g} / {p['max_score']:g}  {p['status']:<8} {p['seconds']:6.1f} s"
-                + (f"  ({len(p['problems'])} problem(s): {p['problems'][0][:60]})" if p["problems"] else ""))
+            log(
+                f"  {student:<20} {p['score']:6g} / {p['max_score']:g}  {p['status']:<8} {p['seconds']:6.1f} s"
+                + (f"  ({len(p['problems'])} problem(s): {p['problems'][0][:60]})" if p["problems"] else "")
+            )
     return results
 
 
 def _grader_failure(spec: Assignment, message: str, trace: str) -> dict:
-    public = {"assignment": spec.name, "status": "grader-error", "sandbox": "not run", "cells": [], "manual": {},
-              "problems": ["The grader failed on this submission; your instructor will grade it by hand."],
-              "questions": {}, "score": 0.0, "max_score": 0.0, "seconds": 0.0}
+    public = {
+        "assignment": spec.name,
+        "status": "grader-error",
+        "sandbox": "not run",
+        "cells": [],
+        "manual": {},
+        "problems": ["The grader failed on this submission; your instructor will grade it by hand."],
+        "questions": {},
+        "score": 0.0,
+        "max_score": 0.0,
+        "seconds": 0.0,
+    }
     points = question_points(spec)
     for q in spec.questions:
-        public["questions"][q.id] = {"title": q.title or q.id, "points": points[q.id], "score": 0.0,
-                                     "status": "grader-error", "messages": ["not graded: grader failure"]}
+        public["questions"][q.id] = {
+            "title": q.title or q.id,
+            "points": points[q.id],
+            "score": 0.0,
+            "status": "grader-error",
+            "messages": ["not graded: grader failure"],
+        }
     public["max_score"] = sum(points.values())
     for m in manual_cells(spec):
         public["manual"][m.grade_id] = {"points": m.points, "status": "missing", "answer": None}
@@ -291,8 +323,13 @@ def autograded_notebook(release_nb: Path, submitted: Path, public: dict) -> nbfo
         if ref is not None and ref.cell_type != cell["cell_type"]:
             gid, ref = None, None
         source = ref.source if ref is not None and ref.metadata["nbgrader"].get("locked") else cell["source"]
-        new = (nbformat.v4.new_code_cell(source) if cell["cell_type"] == "code" else
-               nbformat.v4.new_markdown_cell(source) if cell["cell_type"] == "markdown" else nbformat.v4.new_raw_cell(source))
+        new = (
+            nbformat.v4.new_code_cell(source)
+            if cell["cell_type"] == "code"
+            else nbformat.v4.new_markdown_cell(source)
+            if cell["cell_type"] == "markdown"
+            else nbformat.v4.new_raw_cell(source)
+        )
         if ref is not None:
             new.metadata["nbgrader"] = dict(ref.metadata["nbgrader"])
             used.add(gid)
@@ -305,8 +342,11 @@ def autograded_notebook(release_nb: Path, submitted: Path, public: dict) -> nbfo
             if new.cell_type == "code":
                 new.outputs, new.execution_count = [], None
                 _add_outputs(new, None, public["questions"].get(gid))
-            nb.cells.append(nbformat.v4.new_markdown_cell(f"*(The cell `{gid}` was missing from the submission; "
-                                                          "restored by the grader.)*"))
+            nb.cells.append(
+                nbformat.v4.new_markdown_cell(
+                    f"*(The cell `{gid}` was missing from the submission; restored by the grader.)*"
+                )
+            )
             nb.cells.append(new)
     return nb
 
@@ -319,7 +359,9 @@ def _add_outputs(cell, run: dict | None, question: dict | None) -> None:
         if run.get("error"):
             cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=run["error"]))
     if question is not None:
-        text = f"[autograder] {question['score']:g} / {question['points']:g} ({question['status']})\n" + "\n".join(question["messages"])
+        text = f"[autograder] {question['score']:g} / {question['points']:g} ({question['status']})\n" + "\n".join(
+            question["messages"]
+        )
         cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
 
 
@@ -356,9 +398,13 @@ def export(course: Course, assignment: str, output: Path | None = None, log=prin
             else:
                 row[gid] = ""
                 ungraded.append(gid)
-        row.update(total=f"{total:g}", max_score=f"{sum(points.values()) + sum(m.points for m in manual_cells(spec)):g}",
-                   status=public["status"], ungraded=";".join(ungraded),
-                   problems=" | ".join(p.replace("\n", " ")[:200] for p in public.get("problems", [])))
+        row.update(
+            total=f"{total:g}",
+            max_score=f"{sum(points.values()) + sum(m.points for m in manual_cells(spec)):g}",
+            status=public["status"],
+            ungraded=";".join(ungraded),
+            problems=" | ".join(p.replace("\n", " ")[:200] for p in public.get("problems", [])),
+        )
         rows.append(row)
     with output.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)

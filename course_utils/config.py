@@ -1,4 +1,4 @@
-"""The fast-mode switch: the one place that reads ``COURSE_FAST``.
+"""The fast-mode switch and the seed override: the one place that reads ``COURSE_FAST`` and ``COURSE_SEED``.
 
 Every notebook shows ``FAST = fast_mode()`` in its setup cell and sizes its
 budgets (episodes, steps, samples) with :func:`budget`. The test command sets
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 ENV_VAR = "COURSE_FAST"
+SEED_VAR = "COURSE_SEED"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -48,3 +49,23 @@ def budget(full, fast):
     if fast > full:
         raise ValueError(f"budget(full={full!r}, fast={fast!r}): the fast budget is larger than the full one")
     return fast if fast_mode() else full
+
+
+def course_seed(default: int) -> int:
+    """The notebook's seed: ``default``, unless ``COURSE_SEED`` names another one.
+
+    Every notebook's setup cell reads ``SEED = course_seed(0)`` and derives every
+    other seed it uses from ``SEED``, so ``COURSE_SEED=7`` reruns the whole notebook
+    on fresh randomness. ``benchmarks/notebook_seeds.py`` does that to check that no
+    assert holds only on the seed the notebook ships with.
+    """
+    if isinstance(default, bool) or not isinstance(default, int) or default < 0:
+        raise ValueError(f"course_seed({default!r}): the default seed must be a non-negative int")
+    raw = os.environ.get(SEED_VAR, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(
+            f"{SEED_VAR}={os.environ[SEED_VAR]!r} is not a seed; use a non-negative integer, e.g. {SEED_VAR}=1"
+        )
+    return int(raw)

@@ -86,15 +86,30 @@ class DQNConfig:
         self.hidden_sizes = tuple(self.hidden_sizes)
         check_config(
             self,
-            positive_ints=("total_steps", "batch_size", "buffer_size", "train_freq", "gradient_steps",
-                           "target_update_interval", "eps_decay_steps"),
+            positive_ints=(
+                "total_steps",
+                "batch_size",
+                "buffer_size",
+                "train_freq",
+                "gradient_steps",
+                "target_update_interval",
+                "eps_decay_steps",
+            ),
             positive=("learning_rate", "tau"),
             unit_interval=("gamma", "tau", "eps_start", "eps_end"),
         )
-        if isinstance(self.learning_starts, bool) or not isinstance(self.learning_starts, int) or self.learning_starts < 0:
+        if (
+            isinstance(self.learning_starts, bool)
+            or not isinstance(self.learning_starts, int)
+            or self.learning_starts < 0
+        ):
             raise ValueError(f"DQNConfig.learning_starts must be a non-negative integer, got {self.learning_starts!r}")
-        if self.max_episode_steps is not None and (not isinstance(self.max_episode_steps, int) or self.max_episode_steps < 1):
-            raise ValueError(f"DQNConfig.max_episode_steps must be a positive integer or None, got {self.max_episode_steps!r}")
+        if self.max_episode_steps is not None and (
+            not isinstance(self.max_episode_steps, int) or self.max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"DQNConfig.max_episode_steps must be a positive integer or None, got {self.max_episode_steps!r}"
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.use_replay and self.batch_size > self.buffer_size:
@@ -103,7 +118,7 @@ class DQNConfig:
             raise ValueError(f"DQNConfig.max_grad_norm must be positive or None, got {self.max_grad_norm}")
 
     @classmethod
-    def fast(cls, **overrides) -> "DQNConfig":
+    def fast(cls, **overrides) -> DQNConfig:
         """The same tuned hyperparameters with a budget of seconds (8,192 steps), for tests and fast mode.
 
         Keyword arguments override single fields, e.g. ``DQNConfig.fast(seed=3)``.
@@ -145,8 +160,9 @@ def td_target(target_net: nn.Module, batch: dict[str, torch.Tensor], gamma: floa
         return batch["reward"] + gamma * (1.0 - batch["terminated"]) * next_q  # no future after a terminal s'
 
 
-def td_loss(q_net: nn.Module, target_net: nn.Module, batch: dict[str, torch.Tensor], gamma: float,
-            loss: str = "huber") -> torch.Tensor:
+def td_loss(
+    q_net: nn.Module, target_net: nn.Module, batch: dict[str, torch.Tensor], gamma: float, loss: str = "huber"
+) -> torch.Tensor:
     """The DQN loss: mean over the batch of Huber (or squared) TD error y − Q(s, a; θ). A scalar."""
     q_taken = q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)  # Q(s, a; θ), (B,)
     y = td_target(target_net, batch, gamma)
@@ -191,8 +207,10 @@ def train(
     env_kwargs = {} if config.max_episode_steps is None else {"max_episode_steps": config.max_episode_steps}
     env = make_env(config.env_id, seed=config.seed, **env_kwargs)
     if not isinstance(env.action_space, gym.spaces.Discrete) or len(env.observation_space.shape) != 1:
-        raise ValueError(f"{config.env_id}: DQN here needs a vector observation and discrete actions, "
-                         f"got {env.observation_space} and {env.action_space}")
+        raise ValueError(
+            f"{config.env_id}: DQN here needs a vector observation and discrete actions, "
+            f"got {env.observation_space} and {env.action_space}"
+        )
     obs_shape, n_actions = env.observation_space.shape, int(env.action_space.n)
 
     q_net = make_q_network(obs_shape[0], n_actions, config.hidden_sizes).to(device)

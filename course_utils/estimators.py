@@ -62,7 +62,9 @@ def score_function_surrogate(
     """
     log_prob = _as_float_tensor("log_prob", log_prob)
     cost = torch.as_tensor(cost, dtype=log_prob.dtype, device=log_prob.device)
-    advantage = cost if baseline is None else cost - torch.as_tensor(baseline, dtype=log_prob.dtype, device=log_prob.device)
+    advantage = (
+        cost if baseline is None else cost - torch.as_tensor(baseline, dtype=log_prob.dtype, device=log_prob.device)
+    )
     try:
         shape = torch.broadcast_shapes(log_prob.shape, advantage.shape)
     except RuntimeError:
@@ -145,9 +147,7 @@ def gumbel_max_sample(logits: torch.Tensor, generator: torch.Generator | None = 
     return torch.argmax(logits.detach() + g, dim=-1)
 
 
-def gumbel_softmax_sample(
-    logits: torch.Tensor, tau: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def gumbel_softmax_sample(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Relaxed one-hot sample softmax((logits + g) / τ), g ∼ Gumbel(0, 1) i.i.d.
 
     Explained in notebook 07 (Jang et al. 2017; Maddison et al. 2017). Shapes:

@@ -68,8 +68,9 @@ class CategoricalPolicy(nn.Module):
     normalises them with a numerically stable log-softmax. Notebook 03.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64),
-                 activation: type[nn.Module] = nn.Tanh):
+    def __init__(
+        self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64), activation: type[nn.Module] = nn.Tanh
+    ):
         super().__init__()
         if n_actions < 2:
             raise ValueError(f"a categorical policy needs at least 2 actions, got n_actions={n_actions}")

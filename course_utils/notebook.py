@@ -21,5 +21,7 @@ def notebook_setup(seed: int, torch_threads: int = 1) -> torch.device:
     use_course_style()
     device = pick_device()
     mode = "FAST (COURSE_FAST=1: small budgets for CI)" if fast_mode() else "full"
-    print(f"seed={seed} | device={device} | torch {torch.__version__}, {torch.get_num_threads()} thread(s) | mode: {mode}")
+    print(
+        f"seed={seed} | device={device} | torch {torch.__version__}, {torch.get_num_threads()} thread(s) | mode: {mode}"
+    )
     return device

@@ -71,7 +71,9 @@ def returns_on_grid(result, grid: Sequence[float] | np.ndarray, window: int = 20
     if grid.size and finished.min() == 0:
         raise ValueError(
             f"no episode had finished by step {grid[finished == 0][0]:g}; start the grid after the first episode "
-            f"(step {ends[0]:g})" if ends.size else "the run has no finished episodes"
+            f"(step {ends[0]:g})"
+            if ends.size
+            else "the run has no finished episodes"
         )
     csum = np.concatenate([[0.0], np.cumsum(returns)])
     first = np.maximum(finished - window, 0)

@@ -56,7 +56,9 @@ class ReplayBuffer:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         obs_shape = (obs_shape,) if isinstance(obs_shape, (int, np.integer)) else tuple(obs_shape)
         if not all(isinstance(n, (int, np.integer)) and n > 0 for n in obs_shape):
-            raise ValueError(f"obs_shape must be a tuple of positive integers, e.g. (4,) for CartPole; got {obs_shape!r}")
+            raise ValueError(
+                f"obs_shape must be a tuple of positive integers, e.g. (4,) for CartPole; got {obs_shape!r}"
+            )
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.capacity = int(capacity)
@@ -66,7 +68,9 @@ class ReplayBuffer:
         self.next_obs = np.zeros_like(self.obs)
         self.action = np.zeros(self.capacity, dtype=np.int64)
         self.reward = np.zeros(self.capacity, dtype=np.float32)
-        self.terminated = np.zeros(self.capacity, dtype=np.float32)  # 1.0 = terminal s_{t+1}; float for (1 − terminated)
+        self.terminated = np.zeros(
+            self.capacity, dtype=np.float32
+        )  # 1.0 = terminal s_{t+1}; float for (1 − terminated)
         self.pos = 0  # where the next transition goes; once full, the oldest one
         self.size = 0
         self.rng = np.random.default_rng(int(seed))

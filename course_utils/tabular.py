@@ -112,14 +112,23 @@ class TabularMDP:
                     f"terminal state {s} must absorb with reward 0: set P[{s}, a, {s}] = 1 and R[{s}, a] = 0 for every a"
                 )
         if np.any(p0[terminal] > 0):
-            raise ValueError(f"p0 puts probability on terminal states {np.flatnonzero(terminal & (p0 > 0)).tolist()}; episodes must start in a non-terminal state")
+            raise ValueError(
+                f"p0 puts probability on terminal states {np.flatnonzero(terminal & (p0 > 0)).tolist()}; episodes must start in a non-terminal state"
+            )
         gamma = float(self.gamma)
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"the discount gamma must lie in [0, 1], got {self.gamma}")
         state_names = _names(self.state_names, S, "state_names", "S states")
         action_names = _names(self.action_names, A, "action_names", "A actions")
-        for name, value in [("P", P), ("R", R), ("p0", p0), ("terminal", terminal), ("gamma", gamma),
-                            ("state_names", state_names), ("action_names", action_names)]:
+        for name, value in [
+            ("P", P),
+            ("R", R),
+            ("p0", p0),
+            ("terminal", terminal),
+            ("gamma", gamma),
+            ("state_names", state_names),
+            ("action_names", action_names),
+        ]:
             object.__setattr__(self, name, value)
         # Plain-list copies for the samplers (a step costs two bisections instead of NumPy calls).
         object.__setattr__(self, "_lists", (_cdf(p0).tolist(), _cdf(P).tolist(), R.tolist(), terminal.tolist()))
@@ -188,7 +197,9 @@ def softmax_policy(theta: torch.Tensor) -> torch.Tensor:
     """
     theta = torch.as_tensor(theta)
     if theta.ndim < 2 or not theta.is_floating_point():
-        raise ValueError(f"theta must be a floating-point (S, A) array of logits, got shape {tuple(theta.shape)}, dtype {theta.dtype}")
+        raise ValueError(
+            f"theta must be a floating-point (S, A) array of logits, got shape {tuple(theta.shape)}, dtype {theta.dtype}"
+        )
     return torch.softmax(theta, dim=-1)
 
 
@@ -201,8 +212,10 @@ def _check_pi(mdp: TabularMDP, pi) -> torch.Tensor:
         )
     with torch.no_grad():
         if torch.any(pi < 0) or not torch.allclose(pi.sum(-1), torch.ones((), dtype=pi.dtype), atol=1e-6):
-            raise ValueError("every row pi[s, :] must be a probability distribution over actions (non-negative, summing to 1); "
-                             "from logits use softmax_policy(theta)")
+            raise ValueError(
+                "every row pi[s, :] must be a probability distribution over actions (non-negative, summing to 1); "
+                "from logits use softmax_policy(theta)"
+            )
     return pi
 
 
@@ -215,18 +228,20 @@ def exact_V(mdp: TabularMDP, pi: torch.Tensor) -> torch.Tensor:
     every state; otherwise V is infinite and a ValueError says so.
     """
     pi = _check_pi(mdp, pi)
-    P, R = torch.tensor(mdp.P), torch.tensor(mdp.R)                          # copies: mdp's arrays are read-only
-    alive = torch.tensor(~mdp.terminal, dtype=torch.float64)           # 1 on non-terminal states
+    P, R = torch.tensor(mdp.P), torch.tensor(mdp.R)  # copies: mdp's arrays are read-only
+    alive = torch.tensor(~mdp.terminal, dtype=torch.float64)  # 1 on non-terminal states
     P_pi = torch.einsum("...sa,sat->...st", pi, P) * alive[:, None] * alive[None, :]  # transitions among live states
-    r_pi = (pi * R).sum(-1) * alive                                        # expected reward r_π(s)
+    r_pi = (pi * R).sum(-1) * alive  # expected reward r_π(s)
     eye = torch.eye(mdp.n_states, dtype=torch.float64)
     try:
         V = torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi.unsqueeze(-1)).squeeze(-1)
     except RuntimeError:
         V = None
     if V is None or not torch.all(torch.isfinite(V)) or (mdp.gamma == 1.0 and V.abs().max() > 1e12):
-        raise ValueError("V^π is not finite: with gamma = 1 this policy can avoid the terminal states forever; "
-                         "use gamma < 1 or a policy that terminates with probability 1")
+        raise ValueError(
+            "V^π is not finite: with gamma = 1 this policy can avoid the terminal states forever; "
+            "use gamma < 1 or a policy that terminates with probability 1"
+        )
     return V
 
 
@@ -267,14 +282,16 @@ def value_iteration(mdp: TabularMDP, tol: float = 1e-10, max_iters: int = 10_000
     Q = np.zeros((mdp.n_states, mdp.n_actions))
     residuals: list[float] = []
     for _ in range(max_iters):
-        V = np.where(mdp.terminal, 0.0, Q.max(axis=1))   # nothing follows a terminal state
+        V = np.where(mdp.terminal, 0.0, Q.max(axis=1))  # nothing follows a terminal state
         Q_new = mdp.R + mdp.gamma * mdp.P @ V
         residuals.append(float(np.max(np.abs(Q_new - Q))))
         Q = Q_new
         if residuals[-1] < tol:
             return Q, residuals
-    raise RuntimeError(f"value iteration did not reach residual {tol} in {max_iters} sweeps (last {residuals[-1]:.3g}); "
-                       "with gamma = 1 some policy may never terminate")
+    raise RuntimeError(
+        f"value iteration did not reach residual {tol} in {max_iters} sweeps (last {residuals[-1]:.3g}); "
+        "with gamma = 1 some policy may never terminate"
+    )
 
 
 def greedy_policy(Q: np.ndarray) -> np.ndarray:
@@ -293,7 +310,9 @@ def _policy_array(mdp: TabularMDP, pi) -> np.ndarray:
         pi = pi.detach().cpu().numpy()
     pi = np.asarray(pi, dtype=np.float64)
     if pi.shape != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"pi must have shape (S, A) = ({mdp.n_states}, {mdp.n_actions}) with pi[s, a] = π(a|s), got {pi.shape}")
+        raise ValueError(
+            f"pi must have shape (S, A) = ({mdp.n_states}, {mdp.n_actions}) with pi[s, a] = π(a|s), got {pi.shape}"
+        )
     if pi.min() < 0 or np.abs(pi.sum(axis=1) - 1.0).max() > _PROB_ATOL:
         _check_distribution(pi, "pi[s, :]", "each row is π(·|s); from logits use softmax_policy(theta)")
     return pi
@@ -335,9 +354,9 @@ class _Sampler:
         states, actions, rewards = [s], [], []
         terminated = False
         while len(actions) < max_steps:
-            a = _draw(self.pi_cdf[s], rng.random())      # a_t ~ π(·|s_t)
-            rewards.append(self.R[s][a])                 # r_{t+1} follows a_t
-            s = _draw(self.P_cdf[s][a], rng.random())    # s_{t+1} ~ p(·|s_t, a_t)
+            a = _draw(self.pi_cdf[s], rng.random())  # a_t ~ π(·|s_t)
+            rewards.append(self.R[s][a])  # r_{t+1} follows a_t
+            s = _draw(self.P_cdf[s][a], rng.random())  # s_{t+1} ~ p(·|s_t, a_t)
             actions.append(a)
             states.append(s)
             if self.terminal[s]:
@@ -352,7 +371,9 @@ class _Sampler:
         )
 
 
-def sample_episode(mdp: TabularMDP, pi: np.ndarray, rng: np.random.Generator, max_steps: int = DEFAULT_MAX_STEPS) -> Trajectory:
+def sample_episode(
+    mdp: TabularMDP, pi: np.ndarray, rng: np.random.Generator, max_steps: int = DEFAULT_MAX_STEPS
+) -> Trajectory:
     """Sample one episode τ ~ p(τ|π) (notebook 01).
 
     ``pi`` (S, A) holds π(a|s). Returns a :class:`~course_utils.rollout.Trajectory`
@@ -396,7 +417,9 @@ def score_function_gradients(
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     theta_t = torch.as_tensor(theta.detach() if isinstance(theta, torch.Tensor) else theta, dtype=torch.float64)
     if tuple(theta_t.shape) != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"theta must have shape (S, A) = ({mdp.n_states}, {mdp.n_actions}), got {tuple(theta_t.shape)}")
+        raise ValueError(
+            f"theta must have shape (S, A) = ({mdp.n_states}, {mdp.n_actions}), got {tuple(theta_t.shape)}"
+        )
     pi = softmax_policy(theta_t).numpy()
     if baseline is None:
         b = np.zeros(mdp.n_states)
@@ -405,19 +428,21 @@ def score_function_gradients(
         if b.ndim == 0:
             b = np.full(mdp.n_states, float(b))
         if b.shape != (mdp.n_states,) or not np.all(np.isfinite(b)):
-            raise ValueError(f"baseline must be None, a number, or a finite (S,) = ({mdp.n_states},) array b(s), got shape {b.shape}")
+            raise ValueError(
+                f"baseline must be None, a number, or a finite (S,) = ({mdp.n_states},) array b(s), got shape {b.shape}"
+            )
     sampler, max_steps = _Sampler(mdp, pi), _check_max_steps(max_steps)
     grads = np.zeros((n_episodes, mdp.n_states, mdp.n_actions))
     for i in range(n_episodes):
-        traj = sampler.episode(rng, max_steps)            # = sample_episode(mdp, pi, rng, max_steps)
+        traj = sampler.episode(rng, max_steps)  # = sample_episode(mdp, pi, rng, max_steps)
         s, a = traj.obs[:-1], traj.actions
-        score = -pi[s]                                    # (T, A): ∇ log π(a_t|s_t) on row s_t ...
-        score[np.arange(len(a)), a] += 1.0                # ... = onehot(a_t) − π(·|s_t)
+        score = -pi[s]  # (T, A): ∇ log π(a_t|s_t) on row s_t ...
+        score[np.arange(len(a)), a] += 1.0  # ... = onehot(a_t) − π(·|s_t)
         if weighting == "total":
             weight = traj.discounted_return(mdp.gamma) - b[s]
         else:
             weight = mdp.gamma ** np.arange(len(a)) * (returns_to_go(traj.rewards, mdp.gamma) - b[s])
-        np.add.at(grads[i], s, weight[:, None] * score)   # a state visited twice collects both terms
+        np.add.at(grads[i], s, weight[:, None] * score)  # a state visited twice collects both terms
     return grads
 
 
@@ -458,8 +483,14 @@ class TabularEnv(gym.Env):
         else:
             names = self.mdp.state_names
             index = names.index(start) if start in names else start
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < self.mdp.n_states:
-                raise ValueError(f"options['state'] = {start!r} names no state; use an index below {self.mdp.n_states} or one of {names}")
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, (int, np.integer))
+                or not 0 <= index < self.mdp.n_states
+            ):
+                raise ValueError(
+                    f"options['state'] = {start!r} names no state; use an index below {self.mdp.n_states} or one of {names}"
+                )
             if self.mdp.terminal[index]:
                 raise ValueError(f"cannot start in terminal state {names[index]!r}")
             self._state = int(index)

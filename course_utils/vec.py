@@ -275,7 +275,8 @@ def collect_episodes(
         steps.append((obs_t, actions_t, rewards_t, term_t, trunc_t, mask_t))
 
     obs, actions, rewards, terminated, truncated, mask = (
-        torch.as_tensor(np.stack(column), device=device) for column in zip(*steps)  # (T_max, N, ...) each
+        torch.as_tensor(np.stack(column), device=device)
+        for column in zip(*steps)  # (T_max, N, ...) each
     )
     return EpisodeBatch(
         obs=obs,

@@ -35,7 +35,11 @@ def main() -> int:
             [python, "-m", "pip", "freeze", "--all", "--exclude-editable"], check=True, capture_output=True, text=True
         ).stdout
     pins = sorted(
-        (re.sub(r"\+[\w.]+$", "", line.strip()) for line in frozen.splitlines() if "==" in line and not line.startswith("pip==")),
+        (
+            re.sub(r"\+[\w.]+$", "", line.strip())
+            for line in frozen.splitlines()
+            if "==" in line and not line.startswith("pip==")
+        ),
         key=str.lower,
     )
     OUT.write_text(HEADER + "\n".join(pins) + "\n")

@@ -71,8 +71,9 @@ def test_a2c_loss_sends_each_term_to_its_own_network():
         for g_total, g_alone in zip(grads(loss, list(net.parameters())), grads(alone, list(net.parameters()))):
             torch.testing.assert_close(g_total, g_alone)
     returns_leaf = returns.clone().requires_grad_()
-    loss2, _ = a2c.a2c_loss(policy.distribution(obs), value(obs), actions, advantages, returns_leaf,
-                            vf_coef=0.5, ent_coef=0.0)
+    loss2, _ = a2c.a2c_loss(
+        policy.distribution(obs), value(obs), actions, advantages, returns_leaf, vf_coef=0.5, ent_coef=0.0
+    )
     assert grads(loss2, [returns_leaf])[0] is None, "the critic's target ⊥Ĝ is a constant"
 
 
@@ -85,8 +86,9 @@ def test_entropy_term_sign(ent_coef, sign):
         policy.net[-1].weight.mul_(300)  # start from a confident policy, so there is entropy to gain
         returns = value(obs)
     before = policy.distribution(obs).entropy().mean().item()
-    loss, _ = a2c.a2c_loss(policy.distribution(obs), value(obs), actions, torch.zeros(len(obs)), returns,
-                           vf_coef=0.5, ent_coef=ent_coef)
+    loss, _ = a2c.a2c_loss(
+        policy.distribution(obs), value(obs), actions, torch.zeros(len(obs)), returns, vf_coef=0.5, ent_coef=ent_coef
+    )
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.05)
     loss.backward()
     optimizer.step()
@@ -108,21 +110,25 @@ def test_ppo_objective_equals_a2c_objective_at_ratio_one(seed):
         torch.testing.assert_close(g1, g2)
     # The full losses too: critic and entropy terms are the same, so every parameter gets the same gradient.
     kw = dict(vf_coef=0.5, ent_coef=0.01)
-    loss_ppo, parts = ppo.ppo_loss(policy.distribution(obs), value(obs), actions, log_probs.detach(), advantages,
-                                   returns, clip_range=0.2, **kw)
+    loss_ppo, parts = ppo.ppo_loss(
+        policy.distribution(obs), value(obs), actions, log_probs.detach(), advantages, returns, clip_range=0.2, **kw
+    )
     loss_a2c, _ = a2c.a2c_loss(policy.distribution(obs), value(obs), actions, advantages, returns, **kw)
     assert parts["clip_fraction"] == 0.0
     for g1, g2 in zip(grads(loss_ppo, params), grads(loss_a2c, params)):
         torch.testing.assert_close(g1, g2)
 
 
-@pytest.mark.parametrize("log_ratio, advantage, clipped", [
-    (0.5, +1.0, True),    # ρ > 1+ε and the action was good: no incentive to raise ρ further
-    (0.5, -1.0, False),   # ρ > 1+ε but the action was bad: the min keeps the full penalty
-    (-0.5, -1.0, True),   # ρ < 1-ε and the action was bad: no incentive to lower ρ further
-    (-0.5, +1.0, False),  # ρ < 1-ε but the action was good: pushed back up
-    (0.1, +1.0, False),   # inside the clip range: the plain importance-weighted gradient
-])
+@pytest.mark.parametrize(
+    "log_ratio, advantage, clipped",
+    [
+        (0.5, +1.0, True),  # ρ > 1+ε and the action was good: no incentive to raise ρ further
+        (0.5, -1.0, False),  # ρ > 1+ε but the action was bad: the min keeps the full penalty
+        (-0.5, -1.0, True),  # ρ < 1-ε and the action was bad: no incentive to lower ρ further
+        (-0.5, +1.0, False),  # ρ < 1-ε but the action was good: pushed back up
+        (0.1, +1.0, False),  # inside the clip range: the plain importance-weighted gradient
+    ],
+)
 def test_clipping_removes_the_gradient_only_in_the_favoured_direction(log_ratio, advantage, clipped):
     old = torch.tensor([-1.0])
     new = (old + log_ratio).requires_grad_()
@@ -207,8 +213,10 @@ def test_ppo_records_a_non_negative_kl_per_update():
 def test_reinforce_variants_run():
     plain = reinforce.train(reinforce.ReinforceConfig.fast(total_steps=600, baseline=False), progress_bar=False)
     assert plain.value is None and plain.steps >= 600
-    weighted = reinforce.train(reinforce.ReinforceConfig.fast(total_steps=600, discount_weighting=True,
-                                                              normalize_advantages=False), progress_bar=False)
+    weighted = reinforce.train(
+        reinforce.ReinforceConfig.fast(total_steps=600, discount_weighting=True, normalize_advantages=False),
+        progress_bar=False,
+    )
     assert math.isfinite(weighted.extras["loss"][-1])
 
 
@@ -221,13 +229,16 @@ def test_reinforce_targets_are_each_episodes_returns_to_go():
         np.testing.assert_allclose(G[:length, i].numpy(), returns_to_go(batch.rewards[:length, i], 0.99), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, bad, match", [
-    ("reinforce", {"gamma": 1.5}, "gamma"),
-    ("a2c", {"lr": 0.0}, "lr"),
-    ("a2c", {"n_envs": 0}, "n_envs"),
-    ("ppo", {"minibatch_size": 100}, "minibatch"),
-    ("ppo", {"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "name, bad, match",
+    [
+        ("reinforce", {"gamma": 1.5}, "gamma"),
+        ("a2c", {"lr": 0.0}, "lr"),
+        ("a2c", {"n_envs": 0}, "n_envs"),
+        ("ppo", {"minibatch_size": 100}, "minibatch"),
+        ("ppo", {"seed": -1}, "seed"),
+    ],
+)
 def test_configs_are_checked(name, bad, match):
     module, config = tiny(name, **bad)
     with pytest.raises(ValueError, match=match):
@@ -259,4 +270,5 @@ def test_fast_training_measurably_improves_the_evaluation_return(name, random_po
     assert after_mean - before_mean > 4 * se, f"{name}: {before_mean:.1f} -> {after_mean:.1f} (SE {se:.1f})"
     assert after_mean >= 2 * random_policy_return, (
         f"{name}: evaluation return {after_mean:.1f} after {result.steps} steps; a random policy gets "
-        f"{random_policy_return:.1f}")
+        f"{random_policy_return:.1f}"
+    )

@@ -44,3 +44,31 @@ def test_budget_rejects_bad_pairs(fast_env, full, fast, error, message):
     fast_env("0")
     with pytest.raises(error, match=message):
         budget(full=full, fast=fast)
+
+
+def test_course_seed_defaults_and_overrides(monkeypatch):
+    from course_utils import course_seed
+
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert course_seed(0) == 0
+    assert course_seed(5) == 5
+    monkeypatch.setenv("COURSE_SEED", " 17 ")
+    assert course_seed(0) == 17
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "seven", "0x10"])
+def test_course_seed_rejects_what_is_not_a_seed(monkeypatch, value):
+    from course_utils import course_seed
+
+    monkeypatch.setenv("COURSE_SEED", value)
+    with pytest.raises(ValueError, match="is not a seed"):
+        course_seed(0)
+
+
+def test_course_seed_rejects_a_bad_default(monkeypatch):
+    from course_utils import course_seed
+
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    for bad in (-1, 1.0, True, "0"):
+        with pytest.raises(ValueError, match="default seed"):
+            course_seed(bad)

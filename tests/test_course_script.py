@@ -94,7 +94,12 @@ def test_old_python_is_refused_with_advice(monkeypatch, capsys):
 
 def shell_blocks(markdown: str) -> list[str]:
     blocks = re.findall(r"```(?:bash|sh|shell|console)\n(.*?)```", markdown, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def test_readme_names_exactly_the_two_commands():
@@ -103,7 +108,8 @@ def test_readme_names_exactly_the_two_commands():
 
 def test_ci_runs_the_readme_test_command_and_nothing_hidden():
     lines = [
-        line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
     assert lines[-1] == f"exec {TEST_COMMAND}"
@@ -128,9 +134,20 @@ def test_lab_command_serves_the_course(tmp_path):
     log_path = tmp_path / "lab.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "course.py", "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={token}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "course.py",
+                "lab",
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -141,7 +158,9 @@ def test_lab_command_serves_the_course(tmp_path):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer on port {port}:\n{log_path.read_text(errors='replace')[-3000:]}")
+                    pytest.fail(
+                        f"JupyterLab did not answer on port {port}:\n{log_path.read_text(errors='replace')[-3000:]}"
+                    )
                 time.sleep(0.5)
         assert status == 200
         names = {item["name"] for item in json.loads(body)["content"]}
@@ -177,7 +196,10 @@ def test_environment_yml_pip_section_is_valid_pip_input():
         req.flush()
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--dry-run", "-r", req.name],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     would_install = re.findall(r"^Would install (.*)$", result.stdout, flags=re.M)

@@ -7,8 +7,8 @@ import torch
 
 from course_utils.data import DataSplit, load_digits_tensor, load_mnist, read_idx
 
-
 # --- scikit-learn digits ---------------------------------------------------------------------------
+
 
 def test_digits_shapes_range_and_types():
     data = load_digits_tensor(test_fraction=0.2, seed=0)
@@ -61,6 +61,7 @@ def test_digits_reject_bad_arguments(kwargs):
 
 
 # --- MNIST from local files ------------------------------------------------------------------------
+
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
     """Encode ``array`` in the IDX format (independently of the reader under test)."""

@@ -13,12 +13,19 @@ from torch import nn
 from course_utils.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
 from course_utils.evaluation import evaluate
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 # A tiny run that trains a few rounds in well under a second.
-TINY = dict(total_steps=600, learning_starts=200, train_freq=100, gradient_steps=4, batch_size=32,
-            hidden_sizes=(16,), eps_decay_steps=300, device="cpu")
+TINY = dict(
+    total_steps=600,
+    learning_starts=200,
+    train_freq=100,
+    gradient_steps=4,
+    batch_size=32,
+    hidden_sizes=(16,),
+    eps_decay_steps=300,
+    device="cpu",
+)
 
 
 def tiny(**overrides) -> DQNConfig:
@@ -36,19 +43,24 @@ def linear_net(weight, bias) -> nn.Linear:
 
 def batch_of(obs, action, reward, next_obs, terminated):
     return {
-        "obs": torch.tensor(obs, dtype=torch.float32), "action": torch.tensor(action),
-        "reward": torch.tensor(reward, dtype=torch.float32), "next_obs": torch.tensor(next_obs, dtype=torch.float32),
+        "obs": torch.tensor(obs, dtype=torch.float32),
+        "action": torch.tensor(action),
+        "reward": torch.tensor(reward, dtype=torch.float32),
+        "next_obs": torch.tensor(next_obs, dtype=torch.float32),
         "terminated": torch.tensor(terminated, dtype=torch.float32),
     }
 
 
 # --- the TD target -------------------------------------------------------------------------------
 
+
 def test_td_target_by_hand_terminated_versus_truncated():
     """Three transitions: ordinary, terminal, and the last one of a truncated episode (terminated = 0)."""
     target_net = linear_net([[1.0, 0.0], [0.0, 2.0]], [0.0, 1.0])  # Q(s') = (s'_0, 2 s'_1 + 1)
     next_obs = [[3.0, 0.5], [3.0, 0.5], [-1.0, 4.0]]  # max_a' Q: 3, 3, 9
-    batch = batch_of(obs=[[0, 0]] * 3, action=[0, 1, 0], reward=[1.0, 1.0, 2.0], next_obs=next_obs, terminated=[0, 1, 0])
+    batch = batch_of(
+        obs=[[0, 0]] * 3, action=[0, 1, 0], reward=[1.0, 1.0, 2.0], next_obs=next_obs, terminated=[0, 1, 0]
+    )
     y = td_target(target_net, batch, gamma=0.9)
     expected = [1.0 + 0.9 * 3.0, 1.0, 2.0 + 0.9 * 9.0]  # the terminal one has no future; the truncated one does
     assert torch.allclose(y, torch.tensor(expected)), f"TD targets {y.tolist()}, expected {expected}"
@@ -66,12 +78,15 @@ def test_td_target_uses_the_network_it_is_given():
 
 def test_td_loss_matches_hand_computation_and_trains_only_the_online_network():
     online, target = make_q_network(4, 3, (8,)), make_q_network(4, 3, (8,))
-    batch = batch_of(np.random.randn(6, 4), [0, 1, 2, 0, 1, 2], np.random.randn(6), np.random.randn(6, 4),
-                     [0, 0, 1, 0, 0, 1])
+    batch = batch_of(
+        np.random.randn(6, 4), [0, 1, 2, 0, 1, 2], np.random.randn(6), np.random.randn(6, 4), [0, 0, 1, 0, 0, 1]
+    )
     y = td_target(target, batch, 0.9)
     q_taken = online(batch["obs"])[torch.arange(6), batch["action"]]
-    for kind, by_hand in (("mse", ((y - q_taken) ** 2).mean()),
-                          ("huber", nn.functional.huber_loss(q_taken, y, delta=1.0))):
+    for kind, by_hand in (
+        ("mse", ((y - q_taken) ** 2).mean()),
+        ("huber", nn.functional.huber_loss(q_taken, y, delta=1.0)),
+    ):
         loss = td_loss(online, target, batch, 0.9, loss=kind)
         assert torch.allclose(loss, by_hand), kind
     loss.backward()
@@ -85,15 +100,21 @@ def test_training_stores_terminated_not_truncated():
     replay = result.extras["replay"]
     n = len(replay)
     next_obs, stored = replay.next_obs[:n], replay.terminated[:n]
-    off_limits = (np.abs(next_obs[:, 0]) > 2.4) | (np.abs(next_obs[:, 2]) > 12 * np.pi / 180)  # CartPole's terminal states
+    off_limits = (np.abs(next_obs[:, 0]) > 2.4) | (
+        np.abs(next_obs[:, 2]) > 12 * np.pi / 180
+    )  # CartPole's terminal states
     assert np.array_equal(stored == 1.0, off_limits), "terminated must be stored exactly for terminal next states"
-    n_truncated = sum(1 for end, start in zip(result.episode_end_steps, [0, *result.episode_end_steps])
-                      if end - start == 20 and not off_limits[end - 1])
+    n_truncated = sum(
+        1
+        for end, start in zip(result.episode_end_steps, [0, *result.episode_end_steps])
+        if end - start == 20 and not off_limits[end - 1]
+    )
     assert n_truncated > 0, "expected some episodes to be cut by the 20-step time limit"
     assert n_truncated + stored.sum() == len(result.episode_returns)
 
 
 # --- the target network ---------------------------------------------------------------------------
+
 
 def test_update_target_hard_and_polyak():
     online, target = make_q_network(3, 2, (4,)), make_q_network(3, 2, (4,))
@@ -120,10 +141,12 @@ def test_target_network_is_frozen_between_syncs():
     target_net = result.extras["target_net"]
     assert target_net is not result.policy and not any(p.requires_grad for p in target_net.parameters())
     target = target_net.state_dict()
-    assert all(torch.equal(target[k], snapshots[3][k]) for k in target), \
+    assert all(torch.equal(target[k], snapshots[3][k]) for k in target), (
         "the target must equal the online network as it was at the last sync (end of round 4)"
-    assert not all(torch.equal(target[k], snapshots[4][k]) for k in target), \
+    )
+    assert not all(torch.equal(target[k], snapshots[4][k]) for k in target), (
         "round 5's four updates must not reach the target network before the next sync"
+    )
 
 
 def test_without_target_network_the_targets_use_the_online_network():
@@ -133,6 +156,7 @@ def test_without_target_network_the_targets_use_the_online_network():
 
 
 # --- exploration, replay ablation, stopping, seeding ----------------------------------------------
+
 
 def test_epsilon_schedule_is_linear_then_flat():
     assert epsilon(0, 1.0, 0.1, 100) == 1.0
@@ -160,8 +184,9 @@ def test_without_replay_training_uses_the_latest_transitions():
     result = train(tiny(use_replay=False), progress_bar=False)
     replay = result.extras["replay"]
     assert replay.capacity == TINY["batch_size"], "without replay only the latest batch_size transitions are kept"
-    assert result.extras["n_updates"] == train(tiny(), progress_bar=False).extras["n_updates"], \
+    assert result.extras["n_updates"] == train(tiny(), progress_bar=False).extras["n_updates"], (
         "the ablation must take the same number of gradient steps"
+    )
 
 
 def test_on_update_can_stop_training():

@@ -22,8 +22,8 @@ from course_utils.estimators import (
 
 Z_MAX = 4.5  # standard errors; with the fixed seeds the tests are deterministic
 
-THETA = torch.tensor([0.5, -0.3, 0.2, -1.0])       # logits of a 4-way categorical
-COST = torch.tensor([1.0, 3.0, -2.0, 0.5])         # f(k), a table: no derivative exists
+THETA = torch.tensor([0.5, -0.3, 0.2, -1.0])  # logits of a 4-way categorical
+COST = torch.tensor([1.0, 3.0, -2.0, 0.5])  # f(k), a table: no derivative exists
 
 
 def exact_categorical_gradient(theta, cost_of_onehot):
@@ -48,6 +48,7 @@ def assert_unbiased(estimates, exact, what):
 
 # --- score function ---------------------------------------------------------------------------------
 
+
 def categorical_sf_batch(baseline, n=400, cost=COST):
     def one_batch(gen):
         theta = THETA.clone().requires_grad_()
@@ -55,6 +56,7 @@ def categorical_sf_batch(baseline, n=400, cost=COST):
         log_prob = torch.log_softmax(theta, -1)[k]
         surrogate = score_function_surrogate(log_prob, cost[k], baseline=baseline).mean()
         return torch.autograd.grad(surrogate, theta)[0]
+
     return one_batch
 
 
@@ -109,6 +111,7 @@ MU, SIGMA = 1.5, 0.7
 
 def gaussian_batch(estimator, n=400):
     """One batch estimate of ∇_(μ, log σ) E_{z∼N(μ, σ²)}[z²]."""
+
     def one_batch(gen):
         mu = torch.tensor(MU, requires_grad=True)
         log_sigma = torch.tensor(math.log(SIGMA), requires_grad=True)
@@ -121,6 +124,7 @@ def gaussian_batch(estimator, n=400):
             log_prob = torch.distributions.Normal(mu, log_sigma.exp()).log_prob(z)
             loss = score_function_surrogate(log_prob, z**2).mean()
         return torch.stack(torch.autograd.grad(loss, (mu, log_sigma)))
+
     return one_batch
 
 
@@ -154,11 +158,12 @@ def test_pathwise_derivative_of_a_sample():
     z = gaussian_rsample(mu, log_sigma, generator=gen)
     eps = torch.randn(2, generator=torch.Generator().manual_seed(4))
     z.sum().backward()
-    assert torch.allclose(mu.grad, torch.ones(2))                       # ∂z/∂μ = 1
+    assert torch.allclose(mu.grad, torch.ones(2))  # ∂z/∂μ = 1
     assert torch.allclose(log_sigma.grad, log_sigma.detach().exp() * eps)  # ∂z/∂log σ = σ ε
 
 
 # --- KL ---------------------------------------------------------------------------------------------
+
 
 def test_gaussian_kl_matches_monte_carlo_and_torch():
     mu = torch.tensor([[0.0, 0.0], [1.0, -2.0], [0.5, 0.3]])
@@ -179,6 +184,7 @@ def test_gaussian_kl_matches_monte_carlo_and_torch():
 
 
 # --- Gumbel -----------------------------------------------------------------------------------------
+
 
 def test_gumbel_noise_has_the_gumbel_cdf():
     g = gumbel_noise((200_000,), generator=torch.Generator().manual_seed(0))
@@ -233,7 +239,7 @@ def test_gumbel_softmax_bias_shrinks_as_tau_goes_to_zero():
     for tau in taus:
         noise = gumbel_noise((n, 4), generator=torch.Generator().manual_seed(0))  # common random numbers
         per_sample = torch.func.vmap(
-            torch.func.grad(lambda theta, g: f(torch.softmax((theta + g) / tau, -1))), in_dims=(None, 0)
+            torch.func.grad(lambda theta, g, tau=tau: f(torch.softmax((theta + g) / tau, -1))), in_dims=(None, 0)
         )(THETA, noise)  # (n, 4): one gradient per Gumbel sample
         reference = gumbel_softmax_sample(THETA.expand(n, 4), tau, generator=torch.Generator().manual_seed(0))
         assert torch.allclose(reference, torch.softmax((THETA + noise) / tau, -1))

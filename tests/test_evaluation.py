@@ -8,7 +8,6 @@ from course_utils import rollout, seed_everything
 from course_utils.evaluation import evaluate
 from course_utils.networks import CategoricalPolicy
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
@@ -26,8 +25,9 @@ class LinearRule(nn.Module):
 
 def reference_returns(policy_fn, n_episodes, seed):
     """The protocol written out: one fresh environment per episode, reset with seed + k."""
-    return np.array([rollout(gym.make("CartPole-v1"), policy_fn, seed=seed + k).rewards.sum()
-                     for k in range(n_episodes)])
+    return np.array(
+        [rollout(gym.make("CartPole-v1"), policy_fn, seed=seed + k).rewards.sum() for k in range(n_episodes)]
+    )
 
 
 @pytest.mark.parametrize("theta", [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0]])

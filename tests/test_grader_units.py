@@ -13,15 +13,27 @@ import pytest
 import torch
 
 from course_grader.checks import (
-    Rubric, Wrong, as_array, load_arrays, load_state_dict, mean_matches, means_agree, variance_matches,
+    Rubric,
+    Wrong,
+    as_array,
+    load_arrays,
+    load_state_dict,
+    mean_matches,
+    means_agree,
+    variance_matches,
 )
 from course_grader.course import Course, check_student_id
 from course_grader.grading import question_points
 from course_grader.notebooks import load_submission
 from course_grader.release import ReleaseError, check_released_folder
 from course_grader.runner import Helpers, plain
-from course_grader.sandbox import SandboxStatus, bubblewrap_command, python_read_only_paths, sandbox_env, \
-    sandbox_required_by_environment
+from course_grader.sandbox import (
+    SandboxStatus,
+    bubblewrap_command,
+    python_read_only_paths,
+    sandbox_env,
+    sandbox_required_by_environment,
+)
 from course_grader.spec import SpecError, load_assignment
 from course_grader.workflow import collect
 
@@ -56,7 +68,9 @@ def test_variance_checks_compare_with_the_predicted_and_with_a_reference():
     samples = rng.normal(0, 2.0, size=(5000, 2))  # total variance 8
     assert variance_matches(samples, np.zeros(2), 8.0)[0]
     assert not variance_matches(samples, np.zeros(2), 4.0)[0]
-    assert not variance_matches(np.zeros((100, 2)), np.zeros(2), 8.0)[0], "the exact value returned every time has no variance"
+    assert not variance_matches(np.zeros((100, 2)), np.zeros(2), 8.0)[0], (
+        "the exact value returned every time has no variance"
+    )
     assert means_agree(rng.normal(1, 1, 3000), rng.normal(1, 1, 3000))[0]
     assert not means_agree(rng.normal(1, 1, 3000), rng.normal(1.3, 1, 3000))[0]
 
@@ -99,7 +113,9 @@ def test_state_dict_must_fit_the_graders_network():
     with pytest.raises(Wrong, match="shape"):
         load_state_dict(_blob(torch.nn.Linear(4, 2).state_dict()), torch.nn.Linear(3, 2))
     with pytest.raises(Wrong, match="NaN"):
-        load_state_dict(_blob({"weight": torch.full((2, 3), float("nan")), "bias": torch.zeros(2)}), torch.nn.Linear(3, 2))
+        load_state_dict(
+            _blob({"weight": torch.full((2, 3), float("nan")), "bias": torch.zeros(2)}), torch.nn.Linear(3, 2)
+        )
 
 
 def test_weights_are_never_unpickled():
@@ -130,7 +146,7 @@ def test_helpers_report_student_exceptions_as_data():
     error = h.call(h.student.f, 0)
     assert error["exception"] == "ZeroDivisionError" and "division by zero" in error["error"]
     with pytest.raises(Exception, match="does not define `g`"):
-        h.student.g
+        _ = h.student.g
 
 
 # ----------------------------------------------------------------------------- untrusted notebooks
@@ -146,12 +162,20 @@ def test_broken_submissions_are_reported_not_raised(tmp_path):
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         assert load_submission(tmp_path / name).problem, name
-    weird = {"cells": [{"cell_type": "code", "source": ["x = ", "1"], "metadata": {"nbgrader": {"grade_id": 5}}},
-                       {"cell_type": "code", "source": 42}, "not a cell", {"cell_type": "markdown", "source": "hi"}],
-             "metadata": {"kernelspec": {"name": "ir"}}}
+    weird = {
+        "cells": [
+            {"cell_type": "code", "source": ["x = ", "1"], "metadata": {"nbgrader": {"grade_id": 5}}},
+            {"cell_type": "code", "source": 42},
+            "not a cell",
+            {"cell_type": "markdown", "source": "hi"},
+        ],
+        "metadata": {"kernelspec": {"name": "ir"}},
+    }
     (tmp_path / "weird.ipynb").write_text(json.dumps(weird))
     sub = load_submission(tmp_path / "weird.ipynb")
-    assert sub.problem is None and sub.code_cells == [(0, "x = 1", None)], "odd cells are skipped, odd grade ids ignored"
+    assert sub.problem is None and sub.code_cells == [(0, "x = 1", None)], (
+        "odd cells are skipped, odd grade ids ignored"
+    )
 
 
 def test_student_ids_are_checked():
@@ -214,7 +238,7 @@ def test_release_check_catches_leaks_and_broken_stubs(tmp_path):
 def test_hidden_tests_and_notebook_must_agree(tmp_path):
     course = _course_copy(tmp_path)
     spec_path = course.solutions / "a1_score_function" / "hidden_tests.py"
-    spec_path.write_text(spec_path.read_text().replace('Question("train_policy"', 'Question("train_policy_renamed"'))
+    spec_path.write_text(spec_path.read_text().replace('"train_policy",', '"train_policy_renamed",'))
     with pytest.raises(SpecError, match="train_policy"):
         question_points(load_assignment(course.solutions, "a1_score_function"))
     with pytest.raises(SpecError, match="no assignment"):
@@ -229,9 +253,22 @@ def test_sandbox_sees_the_interpreter_and_course_utils_but_not_the_repository():
     assert REPO not in paths and REPO / "solutions" not in paths
     assert any((p / "tabular.py").exists() for p in paths), "course_utils must be visible"
     status = SandboxStatus(True, "/usr/bin/bwrap", "0.8.0", "", frozenset({"--size", "--disable-userns"}))
-    cmd = bubblewrap_command(status, "/venv/bin/python", Path("/x/runner.py"), Path("/x/job.json"), sandbox_env(True),
-                             __import__("course_grader.sandbox", fromlist=["SandboxLimits"]).SandboxLimits())
-    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv", "--disable-userns"):
+    cmd = bubblewrap_command(
+        status,
+        "/venv/bin/python",
+        Path("/x/runner.py"),
+        Path("/x/job.json"),
+        sandbox_env(True),
+        __import__("course_grader.sandbox", fromlist=["SandboxLimits"]).SandboxLimits(),
+    )
+    for flag in (
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--disable-userns",
+    ):
         assert flag in cmd
     binds = [cmd[i + 1] for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind")]
     assert str(REPO) not in binds and not any(b.startswith(str(REPO / "solutions")) for b in binds)

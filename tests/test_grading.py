@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from grading_corpus import Context, all_cases, notebook_bytes
 
 from course_grader.course import Course
 from course_grader.gradebook import scores
@@ -36,7 +36,6 @@ from course_grader.release import release_differences
 from course_grader.sandbox import probe_bubblewrap, sandbox_required_by_environment
 from course_grader.spec import assignment_names, load_assignment
 from course_grader.workflow import GradingRefused, autograde, collect, export, generate_feedback, resolve_sandbox
-from grading_corpus import Context, all_cases, notebook_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = assignment_names(REPO / "solutions")
@@ -55,8 +54,15 @@ def make_course(root: Path) -> Course:
 
 def context(course: Course, name: str) -> Context:
     spec = load_assignment(course.solutions, name, course.assignments)
-    return Context(name, spec.notebook, course.solutions / name / spec.notebook, course.assignments / name / spec.notebook,
-                   course.root, REPO, [q.id for q in spec.questions])
+    return Context(
+        name,
+        spec.notebook,
+        course.solutions / name / spec.notebook,
+        course.assignments / name / spec.notebook,
+        course.root,
+        REPO,
+        [q.id for q in spec.questions],
+    )
 
 
 def require_sandbox():
@@ -86,10 +92,17 @@ def corpus(tmp_path_factory):
             (downloads / student / ctx.notebook_name).write_bytes(built[student])
         collected = collect(course, name, downloads, log=lambda *a: None)
         started = time.monotonic()
-        results = autograde(course, name, sandbox="require", jobs=2, seed=SEED, cell_timeout=CELL_TIMEOUT,
-                            log=lambda *a: None)
-        runs[name] = {"ctx": ctx, "cases": cases, "built": built, "collected": collected, "results": results,
-                      "seconds": time.monotonic() - started}
+        results = autograde(
+            course, name, sandbox="require", jobs=2, seed=SEED, cell_timeout=CELL_TIMEOUT, log=lambda *a: None
+        )
+        runs[name] = {
+            "ctx": ctx,
+            "cases": cases,
+            "built": built,
+            "collected": collected,
+            "results": results,
+            "seconds": time.monotonic() - started,
+        }
     return course, runs
 
 
@@ -109,7 +122,9 @@ def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     assert sorted(run["results"]) == sorted(run["cases"])
     for student, result in run["results"].items():
         assert result["public"]["status"] in ("graded", "invalid"), f"{student}: {result['public']['status']}"
-        assert not result["private"].get("grader_errors"), f"{student}: a check crashed: {result['private']['grader_errors']}"
+        assert not result["private"].get("grader_errors"), (
+            f"{student}: a check crashed: {result['private']['grader_errors']}"
+        )
     assert public(run, "invalid_json")["status"] == "invalid" and public(run, "not_a_notebook")["status"] == "invalid"
 
 
@@ -129,12 +144,16 @@ def test_each_case_gets_the_required_scores(corpus, name):
             else:
                 ok = got[q] == want
             if not ok:
-                wrong.append(f"{student} ({case.description}): {q} scored {got[q]}, expected {want} "
-                             f"-- {public(run, student)['questions'][q]['messages'][:2]}")
+                wrong.append(
+                    f"{student} ({case.description}): {q} scored {got[q]}, expected {want} "
+                    f"-- {public(run, student)['questions'][q]['messages'][:2]}"
+                )
     assert not wrong, "\n".join(wrong)
     assert public(run, "solution")["score"] == public(run, "solution")["max_score"] == sum(points.values())
     assert public(run, "stub")["score"] == 0, "the released stub must score zero on every autograded question"
-    assert public(run, "mangled")["max_score"] == sum(points.values()), "points come from the solution, not the submission"
+    assert public(run, "mangled")["max_score"] == sum(points.values()), (
+        "points come from the solution, not the submission"
+    )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -162,10 +181,12 @@ def cell_output(run, student: str, marker: str) -> str:
 def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name):
     course, runs = corpus
     run = runs[name]
-    assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), \
+    assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), (
         "student code could read solutions, hidden tests, the gradebook or other students' files"
-    assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), \
+    )
+    assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), (
         "student code could write grade files or other students' submissions"
+    )
     for student, data in run["built"].items():  # every submission is still exactly what was handed in
         stored = course.submission_dir(student, name) / run["ctx"].notebook_name
         assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
@@ -194,7 +215,9 @@ def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
     for student in run["cases"]:
         book = scores(course, name, notebook_id, student)
         for q, entry in public(run, student)["questions"].items():
-            assert book[q]["score"] == entry["score"], f"{student}/{q}: gradebook {book[q]['score']} != {entry['score']}"
+            assert book[q]["score"] == entry["score"], (
+                f"{student}/{q}: gradebook {book[q]['score']} != {entry['score']}"
+            )
         stored = json.loads((course.autograded_dir(student, name) / "result.json").read_text())
         assert stored["score"] == public(run, student)["score"], f"{student}'s result.json was altered"
         # the notebook formgrader shows: valid, and every graded cell present exactly once
@@ -226,7 +249,9 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
     for student in run["cases"]:  # a reason for every lost point
         for q, entry in public(run, student)["questions"].items():
             if entry["score"] < entry["points"]:
-                assert any(m.strip() and not m.startswith("✓") for m in entry["messages"]), f"{student}/{q}: no reason given"
+                assert any(m.strip() and not m.startswith("✓") for m in entry["messages"]), (
+                    f"{student}/{q}: no reason given"
+                )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -251,7 +276,10 @@ def test_export_writes_per_question_scores_including_hand_grading(corpus, name):
         grade = gb.find_grade(written[0], notebook_id, name, "solution")
         grade.manual_score = 2.5
         gb.db.commit()
-    rows = {r["student_id"]: r for r in csv.DictReader(export(course, name, course.root / "grades.csv", log=lambda *a: None).open())}
+    rows = {
+        r["student_id"]: r
+        for r in csv.DictReader(export(course, name, course.root / "grades.csv", log=lambda *a: None).open())
+    }
     assert rows["solution"][written[0]] == "2.5"
     assert float(rows["solution"]["total"]) == public(run, "solution")["score"] + 2.5
 
@@ -275,8 +303,11 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
     run = runs[name]
     pages = generate_feedback(course, name, log=lambda *a: None)
     assert len(pages) == len(run["cases"])
-    hidden_lines = [line.strip() for line in (course.solutions / name / "hidden_tests.py").read_text().splitlines()
-                    if len(line.strip()) >= 24 and not line.strip().startswith(("#", "import", "from", '"""', "def ", "return"))]
+    hidden_lines = [
+        line.strip()
+        for line in (course.solutions / name / "hidden_tests.py").read_text().splitlines()
+        if len(line.strip()) >= 24 and not line.strip().startswith(("#", "import", "from", '"""', "def ", "return"))
+    ]
     assert len(hidden_lines) > 50
     for page in pages:
         text = page.read_text()
@@ -300,14 +331,17 @@ def test_read_files_cheat_is_real_without_the_sandbox(corpus, name, tmp_path):
     path = tmp_path / run["ctx"].notebook_name
     path.write_bytes(run["built"]["cheat_read_files"])
     result = grade_submission(spec, path, None, seed=SEED, cell_timeout=CELL_TIMEOUT)
-    assert result["public"]["score"] > public(run, "partly_right")["score"], \
+    assert result["public"]["score"] > public(run, "partly_right")["score"], (
         "without a sandbox the cheat should have found the solutions; the corpus would not notice a broken sandbox"
+    )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_committed_stubs_equal_a_fresh_nbgrader_release(name):
     differences = release_differences(Course.at(REPO), name)
-    assert not differences, "assignments/ is out of date: run `python -m course_grader release --all`:\n" + "\n".join(differences)
+    assert not differences, "assignments/ is out of date: run `python -m course_grader release --all`:\n" + "\n".join(
+        differences
+    )
 
 
 def test_grading_refuses_to_run_unsandboxed_unless_told(monkeypatch):

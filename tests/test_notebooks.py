@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LECTURE_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 TEMPLATE = ROOT / "templates" / "lecture_template.ipynb"
 ALL_NOTEBOOKS = sorted(
-    p for folder in ("notebooks", "templates", "solutions", "assignments") for p in (ROOT / folder).rglob("*.ipynb")
+    p
+    for folder in ("notebooks", "templates", "solutions", "assignments")
+    for p in (ROOT / folder).rglob("*.ipynb")
     if ".ipynb_checkpoints" not in p.parts
 )
 KERNEL_NAME = "drl-course"
@@ -62,7 +64,8 @@ def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
 
     headings = [
         (i, m.group(1).strip())
-        for i, c in enumerate(cells) if c.cell_type == "markdown"
+        for i, c in enumerate(cells)
+        if c.cell_type == "markdown"
         for m in re.finditer(r"^## (.+)$", c.source, flags=re.M)
     ]
     titles = [t for _, t in headings]
@@ -127,9 +130,12 @@ def test_notebook_is_valid_and_stored_without_outputs(path):
 
 # The checks above must catch what they claim to catch.
 
+
 def notebook(*cells):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s) for s in cells]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s) for s in cells
+    ]
     return nb
 
 

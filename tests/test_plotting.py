@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from course_utils import plot_learning_curves, smooth, use_course_style
-from course_utils.plotting import returns_on_grid
-from course_utils.plotting import FIGSIZE
+from course_utils.plotting import FIGSIZE, returns_on_grid
 
 
 def test_smooth_is_a_trailing_mean_of_what_is_available():

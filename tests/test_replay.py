@@ -54,14 +54,20 @@ def test_ring_overwrites_the_oldest_first():
     assert buffer.obs[:, 0].tolist() == [5, 6, 7, 3, 4], "slot i must hold the newest transition written there"
     assert buffer.pos == 3, "the next write goes to the slot of the oldest transition"
     stored = set(draw(buffer, 100).tolist())
-    assert stored == {3.0, 4.0, 5.0, 6.0, 7.0}, f"samples must come from the last {capacity} transitions only, got {stored}"
+    assert stored == {3.0, 4.0, 5.0, 6.0, 7.0}, (
+        f"samples must come from the last {capacity} transitions only, got {stored}"
+    )
 
 
 def test_each_field_stays_with_its_transition_after_wrapping():
     buffer = ReplayBuffer(7, (2,), seed=1)
     fill(buffer, range(20))
-    batch = {key: torch.cat(parts) for key, parts in zip(("obs", "action", "reward", "next_obs", "terminated"),
-             zip(*[buffer.sample(7).values() for _ in range(30)]))}
+    batch = {
+        key: torch.cat(parts)
+        for key, parts in zip(
+            ("obs", "action", "reward", "next_obs", "terminated"), zip(*[buffer.sample(7).values() for _ in range(30)])
+        )
+    }
     v = batch["reward"]
     assert torch.equal(batch["obs"][:, 0], v) and torch.equal(batch["next_obs"][:, 0], v + 1)
     assert torch.equal(batch["action"], v.long() % 3)
@@ -93,7 +99,9 @@ def test_sampling_is_uniform_over_stored_transitions():
     expected = counts.sum() / n_stored
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     df = n_stored - 1
-    assert chi2 < df + 6 * np.sqrt(2 * df), f"sampling frequencies {counts} are not uniform (chi-square {chi2:.1f}, df {df})"
+    assert chi2 < df + 6 * np.sqrt(2 * df), (
+        f"sampling frequencies {counts} are not uniform (chi-square {chi2:.1f}, df {df})"
+    )
 
 
 def test_only_stored_slots_are_sampled_before_the_buffer_is_full():
@@ -110,7 +118,9 @@ def test_same_seed_same_minibatches_other_seed_different():
 
     first, again, other = batches(7), batches(7), batches(8)
     assert all(torch.equal(a, b) for a, b in zip(first, again)), "the same seed must give the same minibatches"
-    assert not all(torch.equal(a, b) for a, b in zip(first, other)), "a different seed should give different minibatches"
+    assert not all(torch.equal(a, b) for a, b in zip(first, other)), (
+        "a different seed should give different minibatches"
+    )
 
 
 def test_truncation_is_not_stored_as_termination():
@@ -206,7 +216,12 @@ def test_latest_returns_the_newest_transitions_in_time_order():
     fill(buffer, range(3, 9))  # wraps around: slots hold 5, 6, 7, 8, 4
     latest = buffer.latest(4)
     assert latest["reward"].tolist() == [5.0, 6.0, 7.0, 8.0]
-    assert latest["obs"][:, 0].tolist() == [5.0, 6.0, 7.0, 8.0] and latest["next_obs"][:, 0].tolist() == [6.0, 7.0, 8.0, 9.0]
+    assert latest["obs"][:, 0].tolist() == [5.0, 6.0, 7.0, 8.0] and latest["next_obs"][:, 0].tolist() == [
+        6.0,
+        7.0,
+        8.0,
+        9.0,
+    ]
     assert buffer.latest(5)["reward"].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]
     with pytest.raises(ValueError, match="latest 1 to 5"):
         buffer.latest(6)

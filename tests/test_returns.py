@@ -141,16 +141,22 @@ def test_discounted_returns_of_one_complete_episode_equal_returns_to_go():
     rewards = np.random.default_rng(3).normal(size=25)
     term = np.zeros(25, bool)
     term[-1] = True
-    np.testing.assert_allclose(discounted_returns(rewards, term, np.zeros(25, bool), 0.97),
-                               returns_to_go(rewards, 0.97), rtol=1e-12)
+    np.testing.assert_allclose(
+        discounted_returns(rewards, term, np.zeros(25, bool), 0.97), returns_to_go(rewards, 0.97), rtol=1e-12
+    )
 
 
 def test_discounted_returns_keeps_the_array_type():
     r, term, trunc, _, next_values = random_batch(0)
     expected = discounted_returns(r, term, trunc, GAMMA, next_values)
     assert isinstance(expected, np.ndarray)
-    G = discounted_returns(torch.tensor(r, dtype=torch.float32), torch.tensor(term), torch.tensor(trunc), GAMMA,
-                           torch.tensor(next_values, dtype=torch.float32))
+    G = discounted_returns(
+        torch.tensor(r, dtype=torch.float32),
+        torch.tensor(term),
+        torch.tensor(trunc),
+        GAMMA,
+        torch.tensor(next_values, dtype=torch.float32),
+    )
     assert isinstance(G, torch.Tensor) and G.dtype == torch.float32 and G.shape == r.shape
     np.testing.assert_allclose(G.numpy(), expected, rtol=1e-5, atol=1e-5)
 
@@ -205,11 +211,13 @@ def test_gae_classic_bug_truncated_td_error_bootstraps_terminated_does_not():
 def test_gae_accepts_tensors_and_rejects_bad_lambda():
     r, term, trunc, values, next_values = random_batch(1)
     t = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
-    advantages, returns = gae_advantages(t(r), t(values), t(next_values), torch.tensor(term), torch.tensor(trunc),
-                                         GAMMA, LAM)
+    advantages, returns = gae_advantages(
+        t(r), t(values), t(next_values), torch.tensor(term), torch.tensor(trunc), GAMMA, LAM
+    )
     assert isinstance(advantages, torch.Tensor) and advantages.dtype == torch.float32
-    np.testing.assert_allclose(advantages.numpy(), naive_gae(r, values, next_values, term, trunc, GAMMA, LAM),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        advantages.numpy(), naive_gae(r, values, next_values, term, trunc, GAMMA, LAM), rtol=1e-4, atol=1e-5
+    )
     with pytest.raises(ValueError, match="lam"):
         gae_advantages(r, values, next_values, term, trunc, GAMMA, 1.2)
     with pytest.raises(ValueError, match="values has shape"):

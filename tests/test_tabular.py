@@ -50,8 +50,15 @@ def two_state_parts():
     P[0, 0] = [0.5, 0.5]
     P[0, 1] = [0.0, 1.0]
     P[1, :, 1] = 1.0
-    return dict(P=P, R=np.array([[1.0, 2.0], [0.0, 0.0]]), p0=np.array([1.0, 0.0]),
-                terminal=np.array([False, True]), gamma=0.9, state_names=("s", "end"), action_names=("a", "b"))
+    return dict(
+        P=P,
+        R=np.array([[1.0, 2.0], [0.0, 0.0]]),
+        p0=np.array([1.0, 0.0]),
+        terminal=np.array([False, True]),
+        gamma=0.9,
+        state_names=("s", "end"),
+        action_names=("a", "b"),
+    )
 
 
 # ----------------------------------------------------------------------------- validation
@@ -125,7 +132,7 @@ def test_bad_policies_and_arguments_are_rejected(mdp):
 
 def test_never_terminating_policy_at_gamma_one_is_an_error(mdp):
     loop = torch.zeros(6, 2)
-    loop[[START, HALL], RIGHT] = 1.0    # start -> hall -> start -> ... forever
+    loop[[START, HALL], RIGHT] = 1.0  # start -> hall -> start -> ... forever
     loop[BRIDGE, RIGHT] = 1.0
     loop[COIN:, LEFT] = 1.0
     with pytest.raises(ValueError, match="not finite"):
@@ -169,8 +176,8 @@ def test_hand_computed_values_of_the_example(mdp):
     greedy[[START, HALL, BRIDGE], [RIGHT, LEFT, RIGHT]] = 1.0
     greedy[COIN:, LEFT] = 1.0
     V = exact_V(mdp, greedy)
-    v_hall = -1 + 0.9 * 0.8 * 10                      # pay the toll, cross, open the chest
-    v_start = 0.9 * 0.5 * v_hall / (1 - 0.9 * 0.5)    # V = γ (0.5 V(hall) + 0.5 V)
+    v_hall = -1 + 0.9 * 0.8 * 10  # pay the toll, cross, open the chest
+    v_start = 0.9 * 0.5 * v_hall / (1 - 0.9 * 0.5)  # V = γ (0.5 V(hall) + 0.5 V)
     assert V[BRIDGE].item() == pytest.approx(10)
     assert V[HALL].item() == pytest.approx(v_hall)
     assert V[START].item() == pytest.approx(v_start)
@@ -203,8 +210,15 @@ def test_autograd_gradient_of_exact_J_matches_finite_differences(mdp):
 def test_mean_episode_length_of_uniform_policy_is_short(mdp):
     """Expected number of steps, exactly: the value of reward 1 per step with γ = 1."""
     uniform = torch.full((6, 2), 0.5, dtype=torch.float64)
-    steps = TabularMDP(mdp.P, np.where(mdp.terminal[:, None], 0.0, np.ones((6, 2))), mdp.p0, mdp.terminal, 1.0,
-                       mdp.state_names, mdp.action_names)
+    steps = TabularMDP(
+        mdp.P,
+        np.where(mdp.terminal[:, None], 0.0, np.ones((6, 2))),
+        mdp.p0,
+        mdp.terminal,
+        1.0,
+        mdp.state_names,
+        mdp.action_names,
+    )
     mean_length = exact_V(steps, uniform) @ torch.tensor(mdp.p0)
     assert 1 < mean_length.item() < 10
 
@@ -227,7 +241,7 @@ def test_greedy_policy_is_optimal_among_all_deterministic_and_random_policies(md
     assert greedy.shape == (6,)
     V_star = exact_V(mdp, torch.eye(2, dtype=torch.float64)[greedy])
     np.testing.assert_allclose(V_star.numpy(), Q.max(axis=1) * ~mdp.terminal, atol=1e-9)
-    for actions in itertools.product(range(2), repeat=3):    # every deterministic policy on the live states
+    for actions in itertools.product(range(2), repeat=3):  # every deterministic policy on the live states
         pi = torch.eye(2, dtype=torch.float64)[list(actions) + [0, 0, 0]]
         assert torch.all(exact_V(mdp, pi) <= V_star + 1e-9)
     thetas = torch.tensor(np.random.default_rng(3).normal(0, 3, size=(500, 6, 2)))
@@ -237,7 +251,7 @@ def test_greedy_policy_is_optimal_among_all_deterministic_and_random_policies(md
 
 def test_discount_changes_the_optimal_policy(mdp):
     """The docstring's claim: acting greedily on the next reward is optimal exactly for γ ≤ 1/7."""
-    immediate = greedy_policy(mdp.R)                          # best for the next reward only
+    immediate = greedy_policy(mdp.R)  # best for the next reward only
     for gamma in (0.0, 0.1, 0.14):
         Q, _ = value_iteration(mdp.with_gamma(gamma))
         np.testing.assert_array_equal(greedy_policy(Q)[:3], immediate[:3])
@@ -249,7 +263,7 @@ def test_discount_changes_the_optimal_policy(mdp):
 def test_value_iteration_reports_non_convergence():
     parts = two_state_parts()
     parts["P"] = parts["P"].copy()
-    parts["P"][0, :] = [1.0, 0.0]                             # never terminates
+    parts["P"][0, :] = [1.0, 0.0]  # never terminates
     parts["gamma"] = 1.0
     with pytest.raises(RuntimeError, match="did not reach"):
         value_iteration(TabularMDP(**parts), max_iters=50)
@@ -272,7 +286,7 @@ def test_sample_episode_is_a_consistent_trajectory(mdp):
 
 def test_sample_episode_truncates_at_max_steps(mdp):
     loop = np.zeros((6, 2))
-    loop[:, RIGHT] = 1.0                                       # start <-> hall forever
+    loop[:, RIGHT] = 1.0  # start <-> hall forever
     traj = sample_episode(mdp, loop, np.random.default_rng(0), max_steps=7)
     assert len(traj) == 7 and traj.truncated and not traj.terminated
 
@@ -284,7 +298,9 @@ def test_sample_episode_draws_from_p0_and_P(mdp):
     first = np.array([t.obs[0] for t in trajs])
     share_start = np.mean(first == START)
     assert abs(share_start - 0.8) < 4 * np.sqrt(0.8 * 0.2 / len(first))
-    after_hall_left = np.array([t.obs[i + 1] for t in trajs for i in range(len(t)) if (t.obs[i], t.actions[i]) == (HALL, LEFT)])
+    after_hall_left = np.array(
+        [t.obs[i + 1] for t in trajs for i in range(len(t)) if (t.obs[i], t.actions[i]) == (HALL, LEFT)]
+    )
     share_pit = np.mean(after_hall_left == PIT)
     assert abs(share_pit - 0.2) < 4 * np.sqrt(0.2 * 0.8 / len(after_hall_left))
 
@@ -296,7 +312,9 @@ def test_score_function_gradients_are_unbiased(mdp, weighting, baseline):
     exact_J(mdp, theta).backward()
     if baseline == "V":
         baseline = exact_V(mdp, softmax_policy(theta.detach())).numpy()
-    grads = score_function_gradients(mdp, theta, 10_000, np.random.default_rng(11), weighting=weighting, baseline=baseline)
+    grads = score_function_gradients(
+        mdp, theta, 10_000, np.random.default_rng(11), weighting=weighting, baseline=baseline
+    )
     assert grads.shape == (10_000, 6, 2)
     assert np.all(grads[:, COIN:] == 0)
     mean, se = grads.mean(axis=0), grads.std(axis=0, ddof=1) / np.sqrt(len(grads))
@@ -314,7 +332,7 @@ def test_constant_baseline_shifts_each_estimate_by_b_times_the_score(mdp):
     for i in range(50):
         traj = sample_episode(mdp, pi, rng)
         for s, a in zip(traj.obs[:-1], traj.actions):
-            score_sums[i, s] += np.eye(2)[a] - pi[s]            # ∇ log softmax(θ[s])[a]
+            score_sums[i, s] += np.eye(2)[a] - pi[s]  # ∇ log softmax(θ[s])[a]
     plain = score_function_gradients(mdp, theta, 50, np.random.default_rng(3))
     shifted = score_function_gradients(mdp, theta, 50, np.random.default_rng(3), baseline=2.5)
     np.testing.assert_allclose(shifted, plain - 2.5 * score_sums, atol=1e-12)
@@ -346,14 +364,16 @@ def test_tabular_env_rollout_is_reproducible_by_seed(mdp):
         return rollout(TabularEnv(mdp), lambda s: int(policy_rng.choice(2, p=pi[s])), seed=env_seed)
 
     a, b, c = run(3, 0), run(3, 0), [run(seed, 0) for seed in range(4, 14)]
-    assert np.array_equal(a.obs, b.obs) and np.array_equal(a.actions, b.actions) and np.array_equal(a.rewards, b.rewards)
+    assert (
+        np.array_equal(a.obs, b.obs) and np.array_equal(a.actions, b.actions) and np.array_equal(a.rewards, b.rewards)
+    )
     assert any(not np.array_equal(a.obs, other.obs) for other in c)
     assert a.obs.dtype.kind == "i" and a.terminated and mdp.terminal[a.obs[-1]]
 
 
 def test_tabular_env_time_limit_is_truncation(mdp):
     env = TabularEnv(mdp, max_episode_steps=9)
-    traj = rollout(env, lambda s: RIGHT, seed=0)               # right, right, ...: start <-> hall forever
+    traj = rollout(env, lambda s: RIGHT, seed=0)  # right, right, ...: start <-> hall forever
     assert len(traj) == 9 and traj.truncated and not traj.terminated
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
@@ -364,7 +384,7 @@ def test_tabular_env_samples_the_mdp(mdp):
     env.reset(seed=0)
     outcomes = []
     for _ in range(3000):
-        s, info = env.reset(options={"state": "hall"})          # start in the hall and cross the bridge
+        s, info = env.reset(options={"state": "hall"})  # start in the hall and cross the bridge
         assert s == HALL and info["state_name"] == "hall"
         s_next, reward, terminated, truncated, info = env.step(LEFT)
         assert reward == -1.0 and not truncated and info["state_name"] == mdp.state_names[s_next]

@@ -50,7 +50,7 @@ class A2CConfig:
     seed: int = 0  # seeds torch, NumPy, random and the environments
 
     @classmethod
-    def fast(cls, **overrides) -> "A2CConfig":
+    def fast(cls, **overrides) -> A2CConfig:
         """A budget of a few seconds for tests and fast mode: same algorithm, fewer steps."""
         return cls(**{"total_steps": 10_000, **overrides})
 
@@ -96,8 +96,9 @@ def advantages_and_returns(batch: RolloutBatch, gamma: float, gae_lambda: float,
 
     ``normalize`` rescales the advantages (not the returns) to mean 0, std 1.
     """
-    advantages, returns = gae_advantages(batch.rewards, batch.values, batch.next_values, batch.terminated,
-                                         batch.truncated, gamma, gae_lambda)
+    advantages, returns = gae_advantages(
+        batch.rewards, batch.values, batch.next_values, batch.terminated, batch.truncated, gamma, gae_lambda
+    )
     if normalize:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     return advantages, returns
@@ -148,8 +149,18 @@ def setup_actor_critic(config, name: str, progress_bar: bool) -> ActorCriticRun:
     optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
     collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
     result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
-    return ActorCriticRun(device, envs, policy, value, parameters, optimizer, collector, result, Timer(),
-                          training_bar(config.total_steps, name, progress_bar))
+    return ActorCriticRun(
+        device,
+        envs,
+        policy,
+        value,
+        parameters,
+        optimizer,
+        collector,
+        result,
+        Timer(),
+        training_bar(config.total_steps, name, progress_bar),
+    )
 
 
 def anneal_learning_rate(optimizer: torch.optim.Optimizer, config, steps: int) -> None:
@@ -169,22 +180,41 @@ def train(config: A2CConfig, *, on_update: OnUpdate | None = None, progress_bar:
     ``extras`` logs per update: ``update_steps``, ``policy_loss``,
     ``value_loss``, ``entropy``.
     """
-    check_config(config, positive_ints=("total_steps", "n_envs", "n_steps"), positive=("lr",),
-                 unit_interval=("gamma", "gae_lambda"), non_negative=("ent_coef", "vf_coef", "max_grad_norm"))
+    check_config(
+        config,
+        positive_ints=("total_steps", "n_envs", "n_steps"),
+        positive=("lr",),
+        unit_interval=("gamma", "gae_lambda"),
+        non_negative=("ent_coef", "vf_coef", "max_grad_norm"),
+    )
     run = setup_actor_critic(config, "A2C", progress_bar)
     policy, value, parameters, optimizer, collector, result = (
-        run.policy, run.value, run.parameters, run.optimizer, run.collector, run.result)
+        run.policy,
+        run.value,
+        run.parameters,
+        run.optimizer,
+        run.collector,
+        run.result,
+    )
     while collector.steps < config.total_steps:
         anneal_learning_rate(optimizer, config, collector.steps)
         batch = collector.collect(config.n_steps)  # T steps of N envs, (T, N, ...)
         result.episode_returns += batch.episode_returns
         result.episode_end_steps += batch.episode_end_steps
-        advantages, returns = advantages_and_returns(batch, config.gamma, config.gae_lambda,
-                                                     config.normalize_advantages)
+        advantages, returns = advantages_and_returns(
+            batch, config.gamma, config.gae_lambda, config.normalize_advantages
+        )
 
         # One gradient step on the whole batch, with log-probabilities and values recomputed with gradients.
-        loss, parts = a2c_loss(policy.distribution(batch.obs), value(batch.obs), batch.actions, advantages,
-                               returns, vf_coef=config.vf_coef, ent_coef=config.ent_coef)
+        loss, parts = a2c_loss(
+            policy.distribution(batch.obs),
+            value(batch.obs),
+            batch.actions,
+            advantages,
+            returns,
+            vf_coef=config.vf_coef,
+            ent_coef=config.ent_coef,
+        )
         optimizer.zero_grad()
         loss.backward()
         if config.max_grad_norm > 0:

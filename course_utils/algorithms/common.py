@@ -86,8 +86,13 @@ def env_dims(env_id: str) -> tuple[int, int]:
     return int(obs_space.shape[0]), int(action_space.n)
 
 
-def check_config(config, positive_ints: tuple[str, ...] = (), positive: tuple[str, ...] = (),
-                 unit_interval: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+def check_config(
+    config,
+    positive_ints: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    unit_interval: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+) -> None:
     """Raise a ValueError naming the first field of ``config`` whose value is out of range."""
     name = type(config).__name__
     for key in positive_ints:

@@ -50,13 +50,14 @@ class PPOConfig:
     seed: int = 0  # seeds torch, NumPy, random and the environments
 
     @classmethod
-    def fast(cls, **overrides) -> "PPOConfig":
+    def fast(cls, **overrides) -> PPOConfig:
         """A budget of a few seconds for tests and fast mode: same algorithm, fewer steps."""
         return cls(**{"total_steps": 10_000, **overrides})
 
 
-def clipped_surrogate_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                           clip_range: float) -> torch.Tensor:
+def clipped_surrogate_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float
+) -> torch.Tensor:
     """-mean(min(ρ A, clip(ρ, 1-ε, 1+ε) A)) with ρ = exp(log π_θ - log π_old); all shapes equal.
 
     ``old_log_probs`` (of the policy that collected the data) and
@@ -66,8 +67,10 @@ def clipped_surrogate_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor,
     for moving the wrong way.
     """
     if not (log_probs.shape == old_log_probs.shape == advantages.shape):
-        raise ValueError(f"shapes differ: log_probs {tuple(log_probs.shape)}, old_log_probs "
-                         f"{tuple(old_log_probs.shape)}, advantages {tuple(advantages.shape)}")
+        raise ValueError(
+            f"shapes differ: log_probs {tuple(log_probs.shape)}, old_log_probs "
+            f"{tuple(old_log_probs.shape)}, advantages {tuple(advantages.shape)}"
+        )
     if not 0 < clip_range < 1:
         raise ValueError(f"clip_range ε must lie in (0, 1), got {clip_range}")
     advantages = advantages.detach()
@@ -114,8 +117,12 @@ def ppo_loss(
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy  # minus: an entropy *bonus*
     with torch.no_grad():
         clip_fraction = ((log_probs - old_log_probs).exp().sub(1).abs() > clip_range).float().mean()
-    return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                  "entropy": entropy.item(), "clip_fraction": clip_fraction.item()}
+    return loss, {
+        "policy_loss": policy_loss.item(),
+        "value_loss": value_loss.item(),
+        "entropy": entropy.item(),
+        "clip_fraction": clip_fraction.item(),
+    }
 
 
 def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar: bool = True) -> TrainResult:
@@ -129,16 +136,29 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
     batch), and the last minibatch's ``policy_loss``, ``value_loss``,
     ``entropy``, ``clip_fraction``.
     """
-    check_config(config, positive_ints=("total_steps", "n_envs", "n_steps", "n_epochs", "minibatch_size"),
-                 positive=("lr", "clip_range"), unit_interval=("gamma", "gae_lambda"),
-                 non_negative=("ent_coef", "vf_coef", "max_grad_norm"))
+    check_config(
+        config,
+        positive_ints=("total_steps", "n_envs", "n_steps", "n_epochs", "minibatch_size"),
+        positive=("lr", "clip_range"),
+        unit_interval=("gamma", "gae_lambda"),
+        non_negative=("ent_coef", "vf_coef", "max_grad_norm"),
+    )
     batch_size = config.n_envs * config.n_steps
     if batch_size % config.minibatch_size:
-        raise ValueError(f"the batch of n_envs * n_steps = {batch_size} transitions does not split into minibatches "
-                         f"of {config.minibatch_size}; choose a minibatch_size that divides it")
+        raise ValueError(
+            f"the batch of n_envs * n_steps = {batch_size} transitions does not split into minibatches "
+            f"of {config.minibatch_size}; choose a minibatch_size that divides it"
+        )
     run = setup_actor_critic(config, "PPO", progress_bar)  # the same set-up as A2C
     device, policy, value, parameters, optimizer, collector, result = (
-        run.device, run.policy, run.value, run.parameters, run.optimizer, run.collector, run.result)
+        run.device,
+        run.policy,
+        run.value,
+        run.parameters,
+        run.optimizer,
+        run.collector,
+        run.result,
+    )
     while collector.steps < config.total_steps:
         anneal_learning_rate(optimizer, config, collector.steps)
         batch = collector.collect(config.n_steps)  # collected by π_old = the current policy
@@ -154,9 +174,17 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
                 adv = advantages[idx]
                 if config.normalize_advantages:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                loss, parts = ppo_loss(policy.distribution(obs[idx]), value(obs[idx]), actions[idx],
-                                       old_log_probs[idx], adv, returns[idx], clip_range=config.clip_range,
-                                       vf_coef=config.vf_coef, ent_coef=config.ent_coef)
+                loss, parts = ppo_loss(
+                    policy.distribution(obs[idx]),
+                    value(obs[idx]),
+                    actions[idx],
+                    old_log_probs[idx],
+                    adv,
+                    returns[idx],
+                    clip_range=config.clip_range,
+                    vf_coef=config.vf_coef,
+                    ent_coef=config.ent_coef,
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 if config.max_grad_norm > 0:

@@ -49,7 +49,7 @@ class ReinforceConfig:
     seed: int = 0  # seeds torch, NumPy, random and the environments
 
     @classmethod
-    def fast(cls, **overrides) -> "ReinforceConfig":
+    def fast(cls, **overrides) -> ReinforceConfig:
         """A budget of a few seconds for tests and fast mode: same algorithm, fewer steps."""
         return cls(**{"total_steps": 10_000, **overrides})
 
@@ -79,8 +79,12 @@ def train(config: ReinforceConfig, *, on_update: OnUpdate | None = None, progres
     value network (if ``baseline``) and ``extras`` logs ``update_steps``,
     ``loss``, ``value_loss``, ``entropy``.
     """
-    check_config(config, positive_ints=("total_steps", "episodes_per_batch", "value_steps"),
-                 positive=("lr", "value_lr"), unit_interval=("gamma",))
+    check_config(
+        config,
+        positive_ints=("total_steps", "episodes_per_batch", "value_steps"),
+        positive=("lr", "value_lr"),
+        unit_interval=("gamma",),
+    )
     seed_everything(config.seed)
     device = pick_device()
     obs_dim, n_actions = env_dims(config.env_id)
@@ -136,8 +140,12 @@ def train(config: ReinforceConfig, *, on_update: OnUpdate | None = None, progres
                 value_loss.backward()
                 value_optimizer.step()
 
-        result.log(update_steps=result.steps, loss=loss.item(), value_loss=value_loss.item(),
-                   entropy=dist.entropy().mean().item())
+        result.log(
+            update_steps=result.steps,
+            loss=loss.item(),
+            value_loss=value_loss.item(),
+            entropy=dist.entropy().mean().item(),
+        )
         bar.update(sum(lengths))
         bar.set_postfix(ret=f"{batch.episode_returns.mean().item():.0f}", refresh=False)
         if on_update is not None and on_update(result.steps, policy):

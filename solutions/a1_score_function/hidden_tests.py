@@ -18,7 +18,16 @@ import numpy as np
 import torch
 
 from course_grader.checks import (
-    Rubric, Wrong, as_array, as_float, load_arrays, mean_matches, means_agree, same_variance, value,
+    Rubric,
+    Verdict,
+    Wrong,
+    as_array,
+    as_float,
+    load_arrays,
+    mean_matches,
+    means_agree,
+    same_variance,
+    value,
     variance_matches,
 )
 from course_grader.spec import Assignment, Question
@@ -27,8 +36,14 @@ from course_utils.tabular import TabularMDP, exact_J, score_function_gradients, 
 # ----------------------------------------------------------------------------- shared pieces
 
 
-def random_mdp(rng: np.random.Generator, n_live: int = 3, n_actions: int = 2, gamma: float | None = None,
-               stay: tuple[float, float] = (0.3, 0.8), unit_rewards: bool = False) -> dict:
+def random_mdp(
+    rng: np.random.Generator,
+    n_live: int = 3,
+    n_actions: int = 2,
+    gamma: float | None = None,
+    stay: tuple[float, float] = (0.3, 0.8),
+    unit_rewards: bool = False,
+) -> dict:
     """A random episodic MDP as plain data: ``n_live`` ordinary states, then 2 terminal ones.
 
     Every (s, a) stays among the ordinary states with a probability drawn from
@@ -60,8 +75,15 @@ def random_mdp(rng: np.random.Generator, n_live: int = 3, n_actions: int = 2, ga
 
 def build_mdp(data: dict) -> TabularMDP:
     S, A = len(data["R"]), len(data["R"][0])
-    return TabularMDP(np.array(data["P"]), np.array(data["R"]), np.array(data["p0"]), np.array(data["terminal"]),
-                      data["gamma"], tuple(f"s{i}" for i in range(S)), tuple(f"a{i}" for i in range(A)))
+    return TabularMDP(
+        np.array(data["P"]),
+        np.array(data["R"]),
+        np.array(data["p0"]),
+        np.array(data["terminal"]),
+        data["gamma"],
+        tuple(f"s{i}" for i in range(S)),
+        tuple(f"a{i}" for i in range(A)),
+    )
 
 
 def exact_gradient(mdp: TabularMDP, theta) -> np.ndarray:
@@ -71,7 +93,7 @@ def exact_gradient(mdp: TabularMDP, theta) -> np.ndarray:
     return theta.grad.numpy()
 
 
-MDP_DRIVER_PRELUDE = '''
+MDP_DRIVER_PRELUDE = """
 import numpy as np
 import torch
 from course_utils.tabular import TabularMDP
@@ -80,7 +102,7 @@ def build_mdp(data):
     S, A = len(data["R"]), len(data["R"][0])
     return TabularMDP(np.array(data["P"]), np.array(data["R"]), np.array(data["p0"]), np.array(data["terminal"]),
                       data["gamma"], tuple(f"s{i}" for i in range(S)), tuple(f"a{i}" for i in range(A)))
-'''
+"""
 
 
 def _seeds(rng: np.random.Generator, n: int) -> list[int]:
@@ -106,16 +128,16 @@ def make_discounted_return_inputs(rng):
     return {"episodes": episodes}
 
 
-DRIVER_DISCOUNTED_RETURN = '''
+DRIVER_DISCOUNTED_RETURN = """
 import numpy as np
 
 def drive(inputs, h):
     f = h.student.discounted_return
     return [h.call(f, np.array(e["rewards"]), e["gamma"]) for e in inputs["episodes"]]
-'''
+"""
 
 
-def check_discounted_return(inputs, result) -> "Verdict":
+def check_discounted_return(inputs, result) -> Verdict:
     rubric = Rubric()
     wrong = []
     for k, (episode, entry) in enumerate(zip(inputs["episodes"], result)):
@@ -125,8 +147,12 @@ def check_discounted_return(inputs, result) -> "Verdict":
         if not np.isclose(got, expected, rtol=1e-6, atol=1e-8):
             wrong.append(f"T={len(r)}, gamma={gamma}")
         rubric.details[f"episode {k}"] = {"expected": expected, "got": got}
-    rubric.part("R_γ = r_1 + γ r_2 + ... + γ^{T-1} r_T on the grader's episodes (including γ = 0 and γ = 1)", 1,
-                not wrong, f"wrong on {len(wrong)} of {len(result)} episodes ({'; '.join(wrong[:3])})")
+    rubric.part(
+        "R_γ = r_1 + γ r_2 + ... + γ^{T-1} r_T on the grader's episodes (including γ = 0 and γ = 1)",
+        1,
+        not wrong,
+        f"wrong on {len(wrong)} of {len(result)} episodes ({'; '.join(wrong[:3])})",
+    )
     return rubric.verdict()
 
 
@@ -138,8 +164,16 @@ def make_returns_to_go_inputs(rng):
 
     def episode(kind, gamma, terminated, truncated, last_value):
         length = int(rng.integers(1, 30))
-        cases.append({"kind": kind, "rewards": rng.normal(0, 2, size=length).round(4).tolist(), "gamma": gamma,
-                      "terminated": terminated, "truncated": truncated, "last_value": last_value})
+        cases.append(
+            {
+                "kind": kind,
+                "rewards": rng.normal(0, 2, size=length).round(4).tolist(),
+                "gamma": gamma,
+                "terminated": terminated,
+                "truncated": truncated,
+                "last_value": last_value,
+            }
+        )
 
     for _ in range(3):  # terminated: whatever last_value says, nothing follows a terminal state
         episode("terminated", float(rng.uniform(0.5, 0.99)), True, False, float(rng.uniform(1, 5)))
@@ -154,7 +188,7 @@ def make_returns_to_go_inputs(rng):
     return {"cases": cases}
 
 
-DRIVER_RETURNS_TO_GO = '''
+DRIVER_RETURNS_TO_GO = """
 import numpy as np
 
 def drive(inputs, h):
@@ -166,7 +200,7 @@ def drive(inputs, h):
             kwargs["last_value"] = c["last_value"]
         out.append(h.call(f, np.array(c["rewards"]), c["gamma"], **kwargs))
     return out
-'''
+"""
 
 
 def _returns_to_go_closed_form(rewards, gamma, tail) -> np.ndarray:
@@ -195,8 +229,11 @@ def check_returns_to_go(inputs, result):
         label = f"T={len(case['rewards'])}, gamma={case['gamma']:.3g}, terminated={case['terminated']}, truncated={case['truncated']}"
         if kind == "neither":
             if not (isinstance(entry, dict) and entry.get("exception") == "ValueError"):
-                failures[kind].append("it returned a value" if isinstance(entry, dict) and "value" in entry
-                                      else f"it raised {str(entry.get('error', '?'))[:120]}")
+                failures[kind].append(
+                    "it returned a value"
+                    if isinstance(entry, dict) and "value" in entry
+                    else f"it raised {str(entry.get('error', '?'))[:120]}"
+                )
             continue
         tail = 0.0 if case["terminated"] else (case["last_value"] or 0.0)
         expected = _returns_to_go_closed_form(case["rewards"], case["gamma"], tail)
@@ -208,15 +245,29 @@ def check_returns_to_go(inputs, result):
             continue
         bad = ~np.isclose(got, expected, rtol=1e-6, atol=1e-8)
         if bad.any():
-            failures[kind].append(f"{label}: disagrees with the definition at {int(bad.sum())} of {len(bad)} steps "
-                                  f"(first at t={int(np.argmax(bad))})")
-    rubric.part("terminated episodes: G_t sums the discounted rewards to the end and nothing after (last_value is ignored)",
-                1.0, not failures["terminated"], "; ".join(failures["terminated"][:2]))
-    rubric.part("truncated episodes: the tail after s_T is bootstrapped with γ^{T-t} · last_value (default 0)",
-                1.0, not failures["truncated"], "; ".join(failures["truncated"][:2]))
+            failures[kind].append(
+                f"{label}: disagrees with the definition at {int(bad.sum())} of {len(bad)} steps "
+                f"(first at t={int(np.argmax(bad))})"
+            )
+    rubric.part(
+        "terminated episodes: G_t sums the discounted rewards to the end and nothing after (last_value is ignored)",
+        1.0,
+        not failures["terminated"],
+        "; ".join(failures["terminated"][:2]),
+    )
+    rubric.part(
+        "truncated episodes: the tail after s_T is bootstrapped with γ^{T-t} · last_value (default 0)",
+        1.0,
+        not failures["truncated"],
+        "; ".join(failures["truncated"][:2]),
+    )
     rubric.part("γ = 0 and γ = 1", 0.5, not failures["edge"], "; ".join(failures["edge"][:2]))
-    rubric.part("an episode that neither terminated nor was truncated is refused with a ValueError", 0.5,
-                not failures["neither"], "; ".join(failures["neither"][:1]))
+    rubric.part(
+        "an episode that neither terminated nor was truncated is refused with a ValueError",
+        0.5,
+        not failures["neither"],
+        "; ".join(failures["neither"][:1]),
+    )
     return rubric.verdict()
 
 
@@ -227,18 +278,24 @@ N_EPISODES_J, N_CALLS_J = 20, 200
 
 def make_estimate_J_inputs(rng):
     # A small γ and long episodes make discounting matter: an undiscounted estimate is visibly biased.
-    return {"mdp": random_mdp(rng, n_live=3, n_actions=2, gamma=float(rng.uniform(0.5, 0.7)), stay=(0.8, 0.9)),
-            "theta": rng.normal(0, 1, size=(5, 2)).round(4).tolist(),
-            "n_episodes": N_EPISODES_J, "seeds": _seeds(rng, N_CALLS_J)}
+    return {
+        "mdp": random_mdp(rng, n_live=3, n_actions=2, gamma=float(rng.uniform(0.5, 0.7)), stay=(0.8, 0.9)),
+        "theta": rng.normal(0, 1, size=(5, 2)).round(4).tolist(),
+        "n_episodes": N_EPISODES_J,
+        "seeds": _seeds(rng, N_CALLS_J),
+    }
 
 
-DRIVER_ESTIMATE_J = MDP_DRIVER_PRELUDE + '''
+DRIVER_ESTIMATE_J = (
+    MDP_DRIVER_PRELUDE
+    + """
 def drive(inputs, h):
     f = h.student.estimate_J
     mdp = build_mdp(inputs["mdp"])
     theta = torch.tensor(inputs["theta"], dtype=torch.float64)
     return [h.call(f, mdp, theta.clone(), inputs["n_episodes"], np.random.default_rng(seed)) for seed in inputs["seeds"]]
-'''
+"""
+)
 
 
 def check_estimate_J(inputs, result):
@@ -249,18 +306,30 @@ def check_estimate_J(inputs, result):
     J_hat, stderr = pairs[:, 0], pairs[:, 1]
     rubric.details.update(exact_J=J, mean_estimate=float(J_hat.mean()))
     test = mean_matches(J_hat[:, None], np.array([J]))
-    rubric.part(f"unbiased: over {len(J_hat)} independent calls the estimates average to the exact J(θ)", 1.0, test.passed,
-                f"their average is {test.worst_z:.1f} standard errors away (a correct estimator stays within {test.threshold:.1f})")
+    rubric.part(
+        f"unbiased: over {len(J_hat)} independent calls the estimates average to the exact J(θ)",
+        1.0,
+        test.passed,
+        f"their average is {test.worst_z:.1f} standard errors away (a correct estimator stays within {test.threshold:.1f})",
+    )
     if np.any(stderr < 0):
-        rubric.part("the standard error matches the actual spread of the estimates across calls", 1.0, False,
-                    "some standard errors are negative")
+        rubric.part(
+            "the standard error matches the actual spread of the estimates across calls",
+            1.0,
+            False,
+            "some standard errors are negative",
+        )
     else:
         # E[(Ĵ − J)²] = Var(Ĵ) = σ²/N and E[SE²] = E[s²]/N = σ²/N: two samples with the same mean.
-        ok, spread, reported, z = means_agree((J_hat - J) ** 2, stderr ** 2)
+        ok, spread, reported, z = means_agree((J_hat - J) ** 2, stderr**2)
         rubric.details.update(spread=spread, reported=reported)
-        rubric.part("the standard error matches the actual spread of the estimates across calls", 1.0, ok,
-                    f"the squared standard errors average {reported / max(spread, 1e-300):.2f} times the "
-                    f"estimates' variance ({z:.1f} standard errors from agreement)")
+        rubric.part(
+            "the standard error matches the actual spread of the estimates across calls",
+            1.0,
+            ok,
+            f"the squared standard errors average {reported / max(spread, 1e-300):.2f} times the "
+            f"estimates' variance ({z:.1f} standard errors from agreement)",
+        )
     return rubric.verdict()
 
 
@@ -296,7 +365,7 @@ def make_baseline_inputs(rng):
     return {"theta": theta, "f": f, "n_samples": N_SAMPLES_SF, "baselines": baselines, "seeds": _seeds(rng, N_CALLS_SF)}
 
 
-DRIVER_SCORE_FUNCTION = '''
+DRIVER_SCORE_FUNCTION = """
 import numpy as np
 import torch
 
@@ -310,7 +379,7 @@ def drive(inputs, h):
         out.append([h.call(f, theta.clone(), values.clone(), inputs["n_samples"], np.random.default_rng(seed), **kwargs)
                     for seed in inputs["seeds"]])
     return out
-'''
+"""
 
 
 def _check_sf(inputs, result, rubric: Rubric, weight_bias: float, weight_var: float) -> None:
@@ -321,13 +390,22 @@ def _check_sf(inputs, result, rubric: Rubric, weight_bias: float, weight_var: fl
         where = "" if b is None else f" with baseline b = {b}"
         rubric.details[f"baseline {b}"] = {"exact_gradient": gradient.tolist(), "exact_variance": variance}
         test = mean_matches(estimates, gradient)
-        rubric.part(f"unbiased{where}: over {len(estimates)} calls the estimates average to the exact gradient", weight_bias,
-                    test.passed, f"coordinate {test.worst_index} of the average is {test.worst_z:.1f} standard errors "
-                    f"away (a correct estimator stays within {test.threshold:.1f})")
+        rubric.part(
+            f"unbiased{where}: over {len(estimates)} calls the estimates average to the exact gradient",
+            weight_bias,
+            test.passed,
+            f"coordinate {test.worst_index} of the average is {test.worst_z:.1f} standard errors "
+            f"away (a correct estimator stays within {test.threshold:.1f})",
+        )
         ok, measured, z = variance_matches(estimates, gradient, variance)
-        rubric.part(f"the variance{where} is that of the score-function estimator with {inputs['n_samples']} samples",
-                    weight_var, ok, f"the measured total variance is {measured / variance:.2f} times that "
-                    f"({z:.1f} standard errors away)" if variance > 0 else "")
+        rubric.part(
+            f"the variance{where} is that of the score-function estimator with {inputs['n_samples']} samples",
+            weight_var,
+            ok,
+            f"the measured total variance is {measured / variance:.2f} times that ({z:.1f} standard errors away)"
+            if variance > 0
+            else "",
+        )
 
 
 def check_score_function(inputs, result):
@@ -349,14 +427,14 @@ def make_optimal_baseline_inputs(rng):
     return {"problems": [dict(zip(("theta", "f"), _categorical_problem(rng))) for _ in range(6)]}
 
 
-DRIVER_OPTIMAL_BASELINE = '''
+DRIVER_OPTIMAL_BASELINE = """
 import torch
 
 def drive(inputs, h):
     f = h.student.optimal_baseline
     return [h.call(f, torch.tensor(p["theta"], dtype=torch.float64), torch.tensor(p["f"], dtype=torch.float64))
             for p in inputs["problems"]]
-'''
+"""
 
 
 def check_optimal_baseline(inputs, result):
@@ -371,8 +449,12 @@ def check_optimal_baseline(inputs, result):
         got = as_float(value(entry, "optimal_baseline"), "optimal_baseline")
         rubric.details[f"problem {k}"] = {"expected": best, "got": got}
         wrong += not np.isclose(got, best, rtol=1e-6, atol=1e-9)
-    rubric.part("b* minimises the total variance E||(f(z) − b) ∇ log p(z)||² − ||∇J||² (closed form by enumeration)",
-                1.0, wrong == 0, f"wrong on {wrong} of {len(result)} grader problems")
+    rubric.part(
+        "b* minimises the total variance E||(f(z) − b) ∇ log p(z)||² − ||∇J||² (closed form by enumeration)",
+        1.0,
+        wrong == 0,
+        f"wrong on {wrong} of {len(result)} grader problems",
+    )
     return rubric.verdict()
 
 
@@ -386,13 +468,19 @@ def make_policy_gradient_inputs(rng):
     # Long episodes and a small γ make the γ^t factor and causality matter; a baseline far from the
     # returns changes the variance a lot, so an ignored baseline shows.
     baseline = float(np.round(rng.uniform(8, 12), 4))
-    return {"mdp": random_mdp(rng, gamma=float(rng.uniform(0.4, 0.7)), stay=(0.8, 0.9)), "theta": rng.normal(0, 1, size=(5, 2)).round(4).tolist(),
-            "n_episodes": N_EPISODES_PG,
-            "configs": [[w, baseline if b == "b" else b] for w, b in PG_CONFIGS],
-            "seeds": _seeds(rng, N_CALLS_PG), "reference_seed": int(rng.integers(2**62))}
+    return {
+        "mdp": random_mdp(rng, gamma=float(rng.uniform(0.4, 0.7)), stay=(0.8, 0.9)),
+        "theta": rng.normal(0, 1, size=(5, 2)).round(4).tolist(),
+        "n_episodes": N_EPISODES_PG,
+        "configs": [[w, baseline if b == "b" else b] for w, b in PG_CONFIGS],
+        "seeds": _seeds(rng, N_CALLS_PG),
+        "reference_seed": int(rng.integers(2**62)),
+    }
 
 
-DRIVER_POLICY_GRADIENT = MDP_DRIVER_PRELUDE + '''
+DRIVER_POLICY_GRADIENT = (
+    MDP_DRIVER_PRELUDE
+    + """
 def drive(inputs, h):
     f = h.student.estimate_policy_gradient
     mdp = build_mdp(inputs["mdp"])
@@ -402,7 +490,8 @@ def drive(inputs, h):
         out.append([h.call(f, mdp, theta.clone(), inputs["n_episodes"], np.random.default_rng(seed),
                            weighting=weighting, baseline=baseline) for seed in inputs["seeds"]])
     return out
-'''
+"""
+)
 
 
 def check_policy_gradient(inputs, result):
@@ -419,21 +508,33 @@ def check_policy_gradient(inputs, result):
         estimates = _values(entries, "estimate_policy_gradient", theta.shape)
         test = mean_matches(estimates.reshape(len(estimates), -1), gradient.reshape(-1))
         where = f"weighting='{weighting}'" + (f", baseline={baseline}" if baseline else "")
-        rubric.part(f"{where}: unbiased, the average of {len(estimates)} calls matches the exact ∇J(θ) (autograd through "
-                    "the exact J)", weights[(weighting, bool(baseline))], test.passed,
-                    f"entry {np.unravel_index(test.worst_index, theta.shape)} is {test.worst_z:.1f} standard errors "
-                    f"away (a correct estimator stays within {test.threshold:.1f})")
-        per_episode = score_function_gradients(mdp, theta, N_REFERENCE_PG * n, reference_rng, weighting=weighting,
-                                               baseline=baseline or None)
+        rubric.part(
+            f"{where}: unbiased, the average of {len(estimates)} calls matches the exact ∇J(θ) (autograd through "
+            "the exact J)",
+            weights[(weighting, bool(baseline))],
+            test.passed,
+            f"entry {np.unravel_index(test.worst_index, theta.shape)} is {test.worst_z:.1f} standard errors "
+            f"away (a correct estimator stays within {test.threshold:.1f})",
+        )
+        per_episode = score_function_gradients(
+            mdp, theta, N_REFERENCE_PG * n, reference_rng, weighting=weighting, baseline=baseline or None
+        )
         reference = per_episode.reshape(N_REFERENCE_PG, n, -1).mean(axis=1)
         ok, mine, ref, z = same_variance(estimates.reshape(len(estimates), -1), reference, gradient.reshape(-1))
         rubric.details[where] = {"variance": mine, "reference_variance": ref}
         if not ok:
             variance_ok = False
-            variance_msgs.append(f"{where}: {mine / ref:.2f} times the variance of the estimator as defined "
-                                 f"({z:.1f} standard errors away)")
-    rubric.part("the variance of each estimate is that of the estimator as defined (γ^t G_t weights, causality, "
-                "baseline subtracted)", 0.5, variance_ok, "; ".join(variance_msgs[:2]))
+            variance_msgs.append(
+                f"{where}: {mine / ref:.2f} times the variance of the estimator as defined "
+                f"({z:.1f} standard errors away)"
+            )
+    rubric.part(
+        "the variance of each estimate is that of the estimator as defined (γ^t G_t weights, causality, "
+        "baseline subtracted)",
+        0.5,
+        variance_ok,
+        "; ".join(variance_msgs[:2]),
+    )
     return rubric.verdict()
 
 
@@ -458,7 +559,9 @@ def make_train_policy_inputs(rng):
     return {"mdp": data, "n_iterations": 150, "n_episodes": 10, "learning_rate": 1.0, "seed": int(rng.integers(2**62))}
 
 
-DRIVER_TRAIN_POLICY = MDP_DRIVER_PRELUDE + '''
+DRIVER_TRAIN_POLICY = (
+    MDP_DRIVER_PRELUDE
+    + """
 def drive(inputs, h):
     mdp = build_mdp(inputs["mdp"])
     theta, error = h.run(h.student.train_policy, mdp, inputs["n_iterations"], inputs["n_episodes"],
@@ -466,7 +569,8 @@ def drive(inputs, h):
     if error is not None:
         return {"weights": error}
     return {"weights": h.arrays({"theta": theta})}  # an .npz of the weights, loaded without pickle
-'''
+"""
+)
 
 
 def check_train_policy(inputs, result):
@@ -482,9 +586,13 @@ def check_train_policy(inputs, result):
     J_star = optimal_J(mdp)
     rubric.details.update(J_start=J_start, J_trained=J_trained, J_star=J_star)
     closed = (J_trained - J_start) / (J_star - J_start) if J_star > J_start else 1.0
-    rubric.part("gradient ascent from θ = 0 closes at least half of the gap between the uniform policy's J and the "
-                "optimal J* (both computed exactly on a new MDP)", 1.0, closed >= 0.5,
-                f"it closed {100 * closed:.0f}% of the gap")
+    rubric.part(
+        "gradient ascent from θ = 0 closes at least half of the gap between the uniform policy's J and the "
+        "optimal J* (both computed exactly on a new MDP)",
+        1.0,
+        closed >= 0.5,
+        f"it closed {100 * closed:.0f}% of the gap",
+    )
     return rubric.verdict()
 
 
@@ -494,21 +602,69 @@ ASSIGNMENT = Assignment(
     notebook="a1_score_function.ipynb",
     cell_timeout=120,
     questions=[
-        Question("discounted_return", DRIVER_DISCOUNTED_RETURN, make_discounted_return_inputs,
-                 check_discounted_return, timeout=20, title="A.1 discounted_return"),
-        Question("returns_to_go", DRIVER_RETURNS_TO_GO, make_returns_to_go_inputs, check_returns_to_go,
-                 timeout=20, title="A.2 returns_to_go"),
-        Question("estimate_J", DRIVER_ESTIMATE_J, make_estimate_J_inputs, check_estimate_J,
-                 timeout=120, title="A.3 estimate_J"),
-        Question("score_function", DRIVER_SCORE_FUNCTION, make_score_function_inputs, check_score_function,
-                 timeout=120, title="B.1 score_function_estimate"),
-        Question("baseline", DRIVER_SCORE_FUNCTION, make_baseline_inputs, check_baseline,
-                 timeout=120, title="B.2 a baseline adds no bias"),
-        Question("optimal_baseline", DRIVER_OPTIMAL_BASELINE, make_optimal_baseline_inputs, check_optimal_baseline,
-                 timeout=20, title="B.4 optimal_baseline"),
-        Question("policy_gradient", DRIVER_POLICY_GRADIENT, make_policy_gradient_inputs, check_policy_gradient,
-                 timeout=180, title="C.2 estimate_policy_gradient"),
-        Question("train_policy", DRIVER_TRAIN_POLICY, make_train_policy_inputs, check_train_policy,
-                 timeout=180, title="C.3 train_policy"),
+        Question(
+            "discounted_return",
+            DRIVER_DISCOUNTED_RETURN,
+            make_discounted_return_inputs,
+            check_discounted_return,
+            timeout=20,
+            title="A.1 discounted_return",
+        ),
+        Question(
+            "returns_to_go",
+            DRIVER_RETURNS_TO_GO,
+            make_returns_to_go_inputs,
+            check_returns_to_go,
+            timeout=20,
+            title="A.2 returns_to_go",
+        ),
+        Question(
+            "estimate_J",
+            DRIVER_ESTIMATE_J,
+            make_estimate_J_inputs,
+            check_estimate_J,
+            timeout=120,
+            title="A.3 estimate_J",
+        ),
+        Question(
+            "score_function",
+            DRIVER_SCORE_FUNCTION,
+            make_score_function_inputs,
+            check_score_function,
+            timeout=120,
+            title="B.1 score_function_estimate",
+        ),
+        Question(
+            "baseline",
+            DRIVER_SCORE_FUNCTION,
+            make_baseline_inputs,
+            check_baseline,
+            timeout=120,
+            title="B.2 a baseline adds no bias",
+        ),
+        Question(
+            "optimal_baseline",
+            DRIVER_OPTIMAL_BASELINE,
+            make_optimal_baseline_inputs,
+            check_optimal_baseline,
+            timeout=20,
+            title="B.4 optimal_baseline",
+        ),
+        Question(
+            "policy_gradient",
+            DRIVER_POLICY_GRADIENT,
+            make_policy_gradient_inputs,
+            check_policy_gradient,
+            timeout=180,
+            title="C.2 estimate_policy_gradient",
+        ),
+        Question(
+            "train_policy",
+            DRIVER_TRAIN_POLICY,
+            make_train_policy_inputs,
+            check_train_policy,
+            timeout=180,
+            title="C.3 train_policy",
+        ),
     ],
 )

@@ -41,16 +41,18 @@ def _same_failure_everywhere(result, name: str) -> None:
 
 def _linear_batch(rng, shape, n_features=3, n_actions=3) -> dict:
     """A batch for a linear actor (logits = obs @ W) and a linear critic (V = obs @ u), as plain data."""
-    return {"obs": rng.normal(0, 1, size=(*shape, n_features)).round(4).tolist(),
-            "next_obs": rng.normal(0, 1, size=(*shape, n_features)).round(4).tolist(),
-            "W": rng.normal(0, 1, size=(n_features, n_actions)).round(4).tolist(),
-            "u": rng.normal(0, 1, size=n_features).round(4).tolist(),
-            "actions": rng.integers(0, n_actions, size=shape).tolist(),
-            "rewards": rng.normal(1, 2, size=shape).round(4).tolist(),
-            "gamma": float(rng.uniform(0.8, 0.99))}
+    return {
+        "obs": rng.normal(0, 1, size=(*shape, n_features)).round(4).tolist(),
+        "next_obs": rng.normal(0, 1, size=(*shape, n_features)).round(4).tolist(),
+        "W": rng.normal(0, 1, size=(n_features, n_actions)).round(4).tolist(),
+        "u": rng.normal(0, 1, size=n_features).round(4).tolist(),
+        "actions": rng.integers(0, n_actions, size=shape).tolist(),
+        "rewards": rng.normal(1, 2, size=shape).round(4).tolist(),
+        "gamma": float(rng.uniform(0.8, 0.99)),
+    }
 
 
-LINEAR_DRIVER_PRELUDE = '''
+LINEAR_DRIVER_PRELUDE = """
 import numpy as np
 import torch
 
@@ -63,7 +65,7 @@ def linear_batch(b):
 def gradients(loss, params):
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-'''
+"""
 
 # ----------------------------------------------------------------------------- A.1 policy_loss
 
@@ -73,7 +75,9 @@ def make_policy_loss_inputs(rng):
     return {"batches": [_linear_batch(rng, shape) for shape in shapes]}
 
 
-DRIVER_POLICY_LOSS = LINEAR_DRIVER_PRELUDE + '''
+DRIVER_POLICY_LOSS = (
+    LINEAR_DRIVER_PRELUDE
+    + """
 def one(f, b):
     obs, W, u = linear_batch(b)
     actions = torch.tensor(b["actions"])
@@ -87,7 +91,8 @@ def one(f, b):
 def drive(inputs, h):
     f = h.student.policy_loss
     return [h.call(one, f, b) for b in inputs["batches"]]
-'''
+"""
+)
 
 
 def check_policy_loss(inputs, result):
@@ -111,15 +116,29 @@ def check_policy_loss(inputs, result):
         if not isinstance(got, dict):
             raise Wrong("policy_loss: the grader's driver returned no result")
         wrong["loss"] += not np.isclose(as_float(got.get("loss"), "the loss"), loss, rtol=RTOL, atol=ATOL)
-        wrong["grad_W"] += not np.allclose(as_array(got.get("grad_W"), "∇_W loss", W.shape), grad_W, rtol=RTOL, atol=ATOL)
+        wrong["grad_W"] += not np.allclose(
+            as_array(got.get("grad_W"), "∇_W loss", W.shape), grad_W, rtol=RTOL, atol=ATOL
+        )
         wrong["grad_u"] += not np.allclose(as_array(got.get("grad_u"), "∇_u loss", u.shape), 0.0, atol=1e-9)
     n = len(result)
-    rubric.part("the loss is -mean(A_t log π_θ(a_t|s_t)) on the grader's batches (shapes (M,) and (T, N))", 1.0,
-                wrong["loss"] == 0, f"wrong on {wrong['loss']} of {n} batches")
-    rubric.part("its gradient with respect to the actor is minus the score-function estimate "
-                "-(1/M) Σ A_t ∇_θ log π_θ(a_t|s_t)", 1.0, wrong["grad_W"] == 0, f"wrong on {wrong['grad_W']} of {n} batches")
-    rubric.part("no gradient reaches the critic through the advantages (⊥A_t)", 1.0, wrong["grad_u"] == 0,
-                f"the critic's parameters received a gradient on {wrong['grad_u']} of {n} batches")
+    rubric.part(
+        "the loss is -mean(A_t log π_θ(a_t|s_t)) on the grader's batches (shapes (M,) and (T, N))",
+        1.0,
+        wrong["loss"] == 0,
+        f"wrong on {wrong['loss']} of {n} batches",
+    )
+    rubric.part(
+        "its gradient with respect to the actor is minus the score-function estimate -(1/M) Σ A_t ∇_θ log π_θ(a_t|s_t)",
+        1.0,
+        wrong["grad_W"] == 0,
+        f"wrong on {wrong['grad_W']} of {n} batches",
+    )
+    rubric.part(
+        "no gradient reaches the critic through the advantages (⊥A_t)",
+        1.0,
+        wrong["grad_u"] == 0,
+        f"the critic's parameters received a gradient on {wrong['grad_u']} of {n} batches",
+    )
     return rubric.verdict()
 
 
@@ -131,7 +150,9 @@ def make_value_loss_inputs(rng):
     return {"batches": [_linear_batch(rng, shape) for shape in shapes]}
 
 
-DRIVER_VALUE_LOSS = LINEAR_DRIVER_PRELUDE + '''
+DRIVER_VALUE_LOSS = (
+    LINEAR_DRIVER_PRELUDE
+    + """
 def one(f, b):
     obs, W, u = linear_batch(b)
     next_obs = torch.tensor(b["next_obs"], dtype=torch.float64)
@@ -144,7 +165,8 @@ def one(f, b):
 def drive(inputs, h):
     f = h.student.value_loss
     return [h.call(one, f, b) for b in inputs["batches"]]
-'''
+"""
+)
 
 
 def check_value_loss(inputs, result):
@@ -164,9 +186,15 @@ def check_value_loss(inputs, result):
         wrong["loss"] += not np.isclose(as_float(got.get("loss"), "the loss"), loss, rtol=RTOL, atol=ATOL)
         wrong["grad"] += not np.allclose(as_array(got.get("grad_u"), "∇_φ loss", u.shape), grad, rtol=RTOL, atol=ATOL)
     n = len(result)
-    rubric.part("the loss is mean((V_φ(s_t) - Ĝ_t)²)", 1.0, wrong["loss"] == 0, f"wrong on {wrong['loss']} of {n} batches")
-    rubric.part("its gradient treats the target as a constant (⊥Ĝ_t), even when the target was computed with the critic",
-                1.0, wrong["grad"] == 0, f"wrong on {wrong['grad']} of {n} batches")
+    rubric.part(
+        "the loss is mean((V_φ(s_t) - Ĝ_t)²)", 1.0, wrong["loss"] == 0, f"wrong on {wrong['loss']} of {n} batches"
+    )
+    rubric.part(
+        "its gradient treats the target as a constant (⊥Ĝ_t), even when the target was computed with the critic",
+        1.0,
+        wrong["grad"] == 0,
+        f"wrong on {wrong['grad']} of {n} batches",
+    )
     return rubric.verdict()
 
 
@@ -185,7 +213,7 @@ def make_entropy_inputs(rng):
     return {"cases": cases}
 
 
-DRIVER_ENTROPY = '''
+DRIVER_ENTROPY = """
 import torch
 
 def one(f, logits):
@@ -197,7 +225,7 @@ def one(f, logits):
 def drive(inputs, h):
     f = h.student.policy_entropy
     return [h.call(one, f, c["logits"]) for c in inputs["cases"]]
-'''
+"""
 
 
 def check_entropy(inputs, result):
@@ -216,9 +244,11 @@ def check_entropy(inputs, result):
         if case["kind"] == "confident":
             try:
                 got = value(entry, "policy_entropy")
-                ok = (isinstance(got, dict)
-                      and np.isclose(as_float(got.get("entropy"), "the entropy"), H, rtol=RTOL, atol=ATOL)
-                      and np.allclose(as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL))
+                ok = (
+                    isinstance(got, dict)
+                    and np.isclose(as_float(got.get("entropy"), "the entropy"), H, rtol=RTOL, atol=ATOL)
+                    and np.allclose(as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL)
+                )
                 if not ok:
                     failures["confident"].append("wrong value or gradient")
             except Wrong as err:
@@ -229,13 +259,27 @@ def check_entropy(inputs, result):
         if not isinstance(got, dict):
             raise Wrong("policy_entropy: the grader's driver returned no result")
         failures["value"] += not np.isclose(as_float(got.get("entropy"), "the entropy"), H, rtol=RTOL, atol=ATOL)
-        failures["grad"] += not np.allclose(as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL)
-    rubric.part("the mean over states of H[π(·|s)] = -Σ_a π(a|s) log π(a|s)", 0.5, failures["value"] == 0,
-                f"wrong on {failures['value']} of {ordinary} batches of logits")
-    rubric.part("its gradient with respect to the logits", 0.25, failures["grad"] == 0,
-                f"wrong on {failures['grad']} of {ordinary} batches of logits")
-    rubric.part("finite and correct for a nearly deterministic policy (some probabilities underflow to 0)", 0.25,
-                not failures["confident"], "; ".join(failures["confident"][:1]))
+        failures["grad"] += not np.allclose(
+            as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL
+        )
+    rubric.part(
+        "the mean over states of H[π(·|s)] = -Σ_a π(a|s) log π(a|s)",
+        0.5,
+        failures["value"] == 0,
+        f"wrong on {failures['value']} of {ordinary} batches of logits",
+    )
+    rubric.part(
+        "its gradient with respect to the logits",
+        0.25,
+        failures["grad"] == 0,
+        f"wrong on {failures['grad']} of {ordinary} batches of logits",
+    )
+    rubric.part(
+        "finite and correct for a nearly deterministic policy (some probabilities underflow to 0)",
+        0.25,
+        not failures["confident"],
+        "; ".join(failures["confident"][:1]),
+    )
     return rubric.verdict()
 
 
@@ -256,23 +300,32 @@ def _advantage_case(rng, kind: str, p_term: float, p_trunc: float, lam=None, gam
     fresh = rng.normal(5, 3, size=(T, N))
     next_values[ended] = fresh[ended]
     next_values[-1] = fresh[-1]
-    return {"kind": kind, "rewards": rng.normal(1, 1, size=(T, N)).round(4).tolist(), "values": values.round(4).tolist(),
-            "next_values": next_values.round(4).tolist(), "terminated": terminated.tolist(), "truncated": truncated.tolist(),
-            "gamma": float(rng.uniform(0.8, 0.99)) if gamma is None else gamma,
-            "lam": float(rng.uniform(0.5, 0.99)) if lam is None else lam}
+    return {
+        "kind": kind,
+        "rewards": rng.normal(1, 1, size=(T, N)).round(4).tolist(),
+        "values": values.round(4).tolist(),
+        "next_values": next_values.round(4).tolist(),
+        "terminated": terminated.tolist(),
+        "truncated": truncated.tolist(),
+        "gamma": float(rng.uniform(0.8, 0.99)) if gamma is None else gamma,
+        "lam": float(rng.uniform(0.5, 0.99)) if lam is None else lam,
+    }
 
 
 def make_advantages_inputs(rng):
-    cases = [_advantage_case(rng, "cut", 0.0, 0.0) for _ in range(2)]          # no episode ends: the rollout is cut
+    cases = [_advantage_case(rng, "cut", 0.0, 0.0) for _ in range(2)]  # no episode ends: the rollout is cut
     cases += [_advantage_case(rng, "terminated", 0.12, 0.0) for _ in range(2)]
     cases += [_advantage_case(rng, "truncated", 0.0, 0.12) for _ in range(2)]
     cases += [_advantage_case(rng, "mixed", 0.1, 0.1)]
-    cases += [_advantage_case(rng, "lambda", 0.12, 0.0, lam=0.0), _advantage_case(rng, "lambda", 0.12, 0.0, lam=1.0),
-              _advantage_case(rng, "lambda", 0.0, 0.0, lam=1.0, gamma=1.0)]
+    cases += [
+        _advantage_case(rng, "lambda", 0.12, 0.0, lam=0.0),
+        _advantage_case(rng, "lambda", 0.12, 0.0, lam=1.0),
+        _advantage_case(rng, "lambda", 0.0, 0.0, lam=1.0, gamma=1.0),
+    ]
     return {"cases": cases}
 
 
-DRIVER_ADVANTAGES = '''
+DRIVER_ADVANTAGES = """
 import torch
 
 def drive(inputs, h):
@@ -283,7 +336,7 @@ def drive(inputs, h):
         flags = [torch.tensor(c[k], dtype=torch.bool) for k in ("terminated", "truncated")]
         out.append(h.call(f, *args, *flags, c["gamma"], c["lam"]))
     return out
-'''
+"""
 
 
 def advantages_brute_force(case: dict) -> np.ndarray:
@@ -318,16 +371,37 @@ def check_advantages(inputs, result):
             continue
         bad = ~np.isclose(got, expected, rtol=RTOL, atol=ATOL)
         if bad.any():
-            failures[case["kind"]].append(f"{label}: disagrees with the definition at {int(bad.sum())} of {bad.size} entries")
-    rubric.part("no episode ends in the batch: the sum of TD errors stops at the last step, whose δ bootstraps "
-                "from next_values", 1.0, not failures["cut"], "; ".join(failures["cut"][:1]))
-    rubric.part("terminations: δ_t = r_{t+1} - V(s_t) (a terminal state is worth 0) and the sum stops there", 1.0,
-                not failures["terminated"], "; ".join(failures["terminated"][:1]))
-    rubric.part("truncations: δ_t bootstraps from V(s_{t+1}) of the real final state (next_values), and the sum stops "
-                "there", 1.5, not failures["truncated"], "; ".join(failures["truncated"][:1]))
-    rubric.part("terminations and truncations in one batch", 0.5, not failures["mixed"], "; ".join(failures["mixed"][:1]))
-    rubric.part("λ = 0 (one-step TD errors) and λ = 1 (Monte Carlo returns minus the baseline, also with γ = 1)", 0.5,
-                not failures["lambda"], "; ".join(failures["lambda"][:1]))
+            failures[case["kind"]].append(
+                f"{label}: disagrees with the definition at {int(bad.sum())} of {bad.size} entries"
+            )
+    rubric.part(
+        "no episode ends in the batch: the sum of TD errors stops at the last step, whose δ bootstraps "
+        "from next_values",
+        1.0,
+        not failures["cut"],
+        "; ".join(failures["cut"][:1]),
+    )
+    rubric.part(
+        "terminations: δ_t = r_{t+1} - V(s_t) (a terminal state is worth 0) and the sum stops there",
+        1.0,
+        not failures["terminated"],
+        "; ".join(failures["terminated"][:1]),
+    )
+    rubric.part(
+        "truncations: δ_t bootstraps from V(s_{t+1}) of the real final state (next_values), and the sum stops there",
+        1.5,
+        not failures["truncated"],
+        "; ".join(failures["truncated"][:1]),
+    )
+    rubric.part(
+        "terminations and truncations in one batch", 0.5, not failures["mixed"], "; ".join(failures["mixed"][:1])
+    )
+    rubric.part(
+        "λ = 0 (one-step TD errors) and λ = 1 (Monte Carlo returns minus the baseline, also with γ = 1)",
+        0.5,
+        not failures["lambda"],
+        "; ".join(failures["lambda"][:1]),
+    )
     return rubric.verdict()
 
 
@@ -339,11 +413,14 @@ THRESHOLD = 100.0  # mean greedy return over the grader's evaluation episodes, s
 
 
 def make_train_inputs(rng):
-    return {"total_steps": TOTAL_STEPS, "seed": int(rng.integers(0, 10_000)),
-            "eval_seed": int(rng.integers(100_000, 2**31 - 1_000))}
+    return {
+        "total_steps": TOTAL_STEPS,
+        "seed": int(rng.integers(0, 10_000)),
+        "eval_seed": int(rng.integers(100_000, 2**31 - 1_000)),
+    }
 
 
-DRIVER_TRAIN = '''
+DRIVER_TRAIN = """
 def drive(inputs, h):
     weights, error = h.run(h.student.train_a2c, inputs["total_steps"], inputs["seed"])
     if error is not None:
@@ -352,7 +429,7 @@ def drive(inputs, h):
         weights = weights.state_dict()
     packed, error = h.run(h.arrays, weights)  # an .npz of the weights, loaded without pickle
     return {"weights": error if error is not None else packed}
-'''
+"""
 
 
 def check_train(inputs, result):
@@ -366,9 +443,13 @@ def check_train(inputs, result):
     policy = load_state_dict(weights, CategoricalPolicy(4, 2), "train_a2c's state_dict")
     mean, std = evaluate(policy, "CartPole-v1", n_episodes=N_EVAL_EPISODES, seed=inputs["eval_seed"])
     rubric.details.update(mean_return=mean, std_return=std)
-    rubric.part(f"the trained policy, loaded into the grader's own CategoricalPolicy(4, 2), reaches a mean greedy return "
-                f"of at least {THRESHOLD:.0f} over {N_EVAL_EPISODES} CartPole-v1 episodes on new seeds", 1.0,
-                mean >= THRESHOLD, f"its mean return was {mean:.0f}")
+    rubric.part(
+        f"the trained policy, loaded into the grader's own CategoricalPolicy(4, 2), reaches a mean greedy return "
+        f"of at least {THRESHOLD:.0f} over {N_EVAL_EPISODES} CartPole-v1 episodes on new seeds",
+        1.0,
+        mean >= THRESHOLD,
+        f"its mean return was {mean:.0f}",
+    )
     return rubric.verdict()
 
 
@@ -378,15 +459,33 @@ ASSIGNMENT = Assignment(
     notebook="a2_policy_gradients.ipynb",
     cell_timeout=120,
     questions=[
-        Question("policy_loss", DRIVER_POLICY_LOSS, make_policy_loss_inputs, check_policy_loss,
-                 timeout=20, title="A.1 policy_loss"),
-        Question("value_loss", DRIVER_VALUE_LOSS, make_value_loss_inputs, check_value_loss,
-                 timeout=20, title="A.2 value_loss"),
-        Question("policy_entropy", DRIVER_ENTROPY, make_entropy_inputs, check_entropy,
-                 timeout=20, title="A.3 policy_entropy"),
-        Question("advantages", DRIVER_ADVANTAGES, make_advantages_inputs, check_advantages,
-                 timeout=20, title="B.1 advantages"),
-        Question("train_a2c", DRIVER_TRAIN, make_train_inputs, check_train,
-                 timeout=120, title="C.1 train_a2c"),
+        Question(
+            "policy_loss",
+            DRIVER_POLICY_LOSS,
+            make_policy_loss_inputs,
+            check_policy_loss,
+            timeout=20,
+            title="A.1 policy_loss",
+        ),
+        Question(
+            "value_loss",
+            DRIVER_VALUE_LOSS,
+            make_value_loss_inputs,
+            check_value_loss,
+            timeout=20,
+            title="A.2 value_loss",
+        ),
+        Question(
+            "policy_entropy", DRIVER_ENTROPY, make_entropy_inputs, check_entropy, timeout=20, title="A.3 policy_entropy"
+        ),
+        Question(
+            "advantages",
+            DRIVER_ADVANTAGES,
+            make_advantages_inputs,
+            check_advantages,
+            timeout=20,
+            title="B.1 advantages",
+        ),
+        Question("train_a2c", DRIVER_TRAIN, make_train_inputs, check_train, timeout=120, title="C.1 train_a2c"),
     ],
 )

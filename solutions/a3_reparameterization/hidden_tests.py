@@ -27,7 +27,8 @@ import torch
 
 from course_grader.checks import Rubric, Wrong, as_array, as_float, mean_matches, value, variance_matches, z_threshold
 from course_grader.spec import Assignment, Question
-from course_utils.estimators import gaussian_kl_standard_normal, straight_through as reference_straight_through
+from course_utils.estimators import gaussian_kl_standard_normal
+from course_utils.estimators import straight_through as reference_straight_through
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -48,13 +49,18 @@ N_PATH = 4000
 def make_rsample_inputs(rng):
     N, K = int(rng.integers(3, 7)), int(rng.integers(2, 5))
     # log σ in [-1.5, 1]: σ and log σ differ everywhere, so confusing them shows in every entry.
-    return {"mu": _r(rng.normal(0, 1, (N, K))), "log_sigma": _r(rng.uniform(-1.5, 1.0, (N, K))),
-            "eps": _r(rng.normal(0, 1, (N, K)), 6),
-            "path_mu": _r(rng.normal(0, 1, K)), "path_log_sigma": _r(rng.uniform(-1.0, 0.7, K)),
-            "c": _r(rng.normal(0, 1.5, K)), "path_eps": _r(rng.normal(0, 1, (N_PATH, K)), 6)}
+    return {
+        "mu": _r(rng.normal(0, 1, (N, K))),
+        "log_sigma": _r(rng.uniform(-1.5, 1.0, (N, K))),
+        "eps": _r(rng.normal(0, 1, (N, K)), 6),
+        "path_mu": _r(rng.normal(0, 1, K)),
+        "path_log_sigma": _r(rng.uniform(-1.0, 0.7, K)),
+        "c": _r(rng.normal(0, 1.5, K)),
+        "path_eps": _r(rng.normal(0, 1, (N_PATH, K)), 6),
+    }
 
 
-DRIVER_RSAMPLE = '''
+DRIVER_RSAMPLE = """
 import torch
 
 def drive(inputs, h):
@@ -73,7 +79,7 @@ def drive(inputs, h):
 
     out["pathwise"] = h.call(pathwise)
     return out
-'''
+"""
 
 
 def check_rsample(inputs, result):
@@ -84,35 +90,56 @@ def check_rsample(inputs, result):
     expected = mu + np.exp(log_sigma) * eps
     got = as_array(value(result.get("value"), "gaussian_rsample"), "gaussian_rsample", expected.shape)
     rubric.details["value"] = {"expected": expected.tolist()}
-    rubric.part("z = μ + exp(log σ) ⊙ ε on the grader's μ, log σ and noise ε", 1.0,
-                np.allclose(got, expected, rtol=1e-6, atol=1e-9),
-                f"wrong in {int((~np.isclose(got, expected, rtol=1e-6, atol=1e-9)).sum())} of {got.size} entries")
+    rubric.part(
+        "z = μ + exp(log σ) ⊙ ε on the grader's μ, log σ and noise ε",
+        1.0,
+        np.allclose(got, expected, rtol=1e-6, atol=1e-9),
+        f"wrong in {int((~np.isclose(got, expected, rtol=1e-6, atol=1e-9)).sum())} of {got.size} entries",
+    )
 
     K = len(inputs["path_mu"])
     m, s, c = np.array(inputs["path_mu"]), np.exp(np.array(inputs["path_log_sigma"])), np.array(inputs["c"])
     path_eps = np.array(inputs["path_eps"])
     try:
-        grads = as_array(value(result.get("pathwise"), "the gradient through gaussian_rsample"),
-                         "the pathwise gradients", (2, len(path_eps), K))
+        grads = as_array(
+            value(result.get("pathwise"), "the gradient through gaussian_rsample"),
+            "the pathwise gradients",
+            (2, len(path_eps), K),
+        )
     except Wrong as err:
-        rubric.part("differentiable: the gradient of f(z) reaches μ and log σ and is the pathwise derivative", 1.0, False,
-                    str(err))
-        rubric.part("the pathwise gradient of E[||z − c||²] is unbiased against its closed form", 1.0, False,
-                    "no gradients to test")
+        rubric.part(
+            "differentiable: the gradient of f(z) reaches μ and log σ and is the pathwise derivative",
+            1.0,
+            False,
+            str(err),
+        )
+        rubric.part(
+            "the pathwise gradient of E[||z − c||²] is unbiased against its closed form",
+            1.0,
+            False,
+            "no gradients to test",
+        )
         return rubric.verdict()
     z = m + s * path_eps
     exact_mu, exact_ls = 2 * (z - c), 2 * (z - c) * s * path_eps  # d/dμ and d/dlog σ of ||μ + σε − c||²
-    rubric.part("differentiable: the gradient of f(z) reaches μ and log σ and is the pathwise derivative", 1.0,
-                np.allclose(grads[0], exact_mu, rtol=1e-6, atol=1e-8) and np.allclose(grads[1], exact_ls, rtol=1e-6, atol=1e-8),
-                "the gradients through your z are not those of μ + exp(log σ) ⊙ ε")
+    rubric.part(
+        "differentiable: the gradient of f(z) reaches μ and log σ and is the pathwise derivative",
+        1.0,
+        np.allclose(grads[0], exact_mu, rtol=1e-6, atol=1e-8) and np.allclose(grads[1], exact_ls, rtol=1e-6, atol=1e-8),
+        "the gradients through your z are not those of μ + exp(log σ) ⊙ ε",
+    )
     # E||z − c||² = ||μ − c||² + Σσ²: gradient 2(μ − c) w.r.t. μ and 2σ² w.r.t. log σ.
     closed = np.concatenate([2 * (m - c), 2 * s**2])
     test = mean_matches(np.concatenate([grads[0], grads[1]], axis=1), closed)
     rubric.details["closed_form_gradient"] = closed.tolist()
-    rubric.part(f"the pathwise gradient of E[||z − c||²] averaged over {len(path_eps)} noise draws matches its closed "
-                "form (w.r.t. μ and log σ)", 1.0, test.passed,
-                f"coordinate {test.worst_index} is {test.worst_z:.1f} standard errors away (a correct estimator stays "
-                f"within {test.threshold:.1f})")
+    rubric.part(
+        f"the pathwise gradient of E[||z − c||²] averaged over {len(path_eps)} noise draws matches its closed "
+        "form (w.r.t. μ and log σ)",
+        1.0,
+        test.passed,
+        f"coordinate {test.worst_index} is {test.worst_z:.1f} standard errors away (a correct estimator stays "
+        f"within {test.threshold:.1f})",
+    )
     return rubric.verdict()
 
 
@@ -125,19 +152,19 @@ def make_kl_inputs(rng):
     K = int(rng.integers(2, 5))
     mu = rng.normal(0, 1, (6, K))
     log_sigma = rng.uniform(-1.5, 1.0, (6, K))
-    mu[0], log_sigma[0] = 0.0, 0.0                 # q = N(0, I): KL = 0
-    log_sigma[1] = rng.uniform(0.5, 1.0, K)       # wide q: a sign error in log σ is large here
-    log_sigma[2] = rng.uniform(-1.5, -0.8, K)     # narrow q
+    mu[0], log_sigma[0] = 0.0, 0.0  # q = N(0, I): KL = 0
+    log_sigma[1] = rng.uniform(0.5, 1.0, K)  # wide q: a sign error in log σ is large here
+    log_sigma[2] = rng.uniform(-1.5, -0.8, K)  # narrow q
     return {"mu": _r(mu), "log_sigma": _r(log_sigma), "mc_seed": int(rng.integers(2**62))}
 
 
-DRIVER_KL = '''
+DRIVER_KL = """
 import torch
 
 def drive(inputs, h):
     t = lambda x: torch.tensor(x, dtype=torch.float64)
     return {"kl": h.call(h.student.gaussian_kl, t(inputs["mu"]), t(inputs["log_sigma"]))}
-'''
+"""
 
 
 def check_kl(inputs, result):
@@ -149,8 +176,12 @@ def check_kl(inputs, result):
     closed = gaussian_kl_standard_normal(_t(mu), _t(log_sigma)).numpy()
     rubric.details["closed_form"] = closed.tolist()
     bad = ~np.isclose(got, closed, rtol=1e-6, atol=1e-9)
-    rubric.part("KL(N(μ, diag σ²) ‖ N(0, I)) equals its closed form on the grader's rows (0 for q = N(0, I))", 1.0,
-                not bad.any(), f"wrong on {int(bad.sum())} of {len(bad)} rows")
+    rubric.part(
+        "KL(N(μ, diag σ²) ‖ N(0, I)) equals its closed form on the grader's rows (0 for q = N(0, I))",
+        1.0,
+        not bad.any(),
+        f"wrong on {int(bad.sum())} of {len(bad)} rows",
+    )
     # Monte Carlo: E_q[log q(z) − log p(z)] with the grader's own samples, one standard error per row.
     rng = np.random.default_rng(inputs["mc_seed"])
     eps = rng.normal(size=(N_MC_KL, *mu.shape))
@@ -158,13 +189,16 @@ def check_kl(inputs, result):
     log_ratio = (-0.5 * eps**2 - log_sigma + 0.5 * z**2).sum(-1)  # log q(z) − log N(z; 0, I); the 2π terms cancel
     mean, se = log_ratio.mean(0), log_ratio.std(0, ddof=1) / math.sqrt(N_MC_KL)
     gap = np.abs(got - mean)
-    with np.errstate(divide="ignore", invalid="ignore"):   # q = N(0, I): every sample's log-ratio is exactly 0
+    with np.errstate(divide="ignore", invalid="ignore"):  # q = N(0, I): every sample's log-ratio is exactly 0
         z_scores = np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap < 1e-9, 0.0, np.inf))
     threshold = z_threshold(len(mu))
     rubric.details["monte_carlo"] = {"mean": mean.tolist(), "se": se.tolist()}
-    rubric.part(f"agrees with a Monte Carlo estimate of E_q[log q(z) − log p(z)] ({N_MC_KL} samples per row)", 1.0,
-                bool(np.all(z_scores <= threshold)),
-                f"row {int(np.argmax(z_scores))} is {z_scores.max():.1f} standard errors away (allowed {threshold:.1f})")
+    rubric.part(
+        f"agrees with a Monte Carlo estimate of E_q[log q(z) − log p(z)] ({N_MC_KL} samples per row)",
+        1.0,
+        bool(np.all(z_scores <= threshold)),
+        f"row {int(np.argmax(z_scores))} is {z_scores.max():.1f} standard errors away (allowed {threshold:.1f})",
+    )
     return rubric.verdict()
 
 
@@ -191,7 +225,7 @@ def log_evidence(model, x) -> float:
 
 def exact_posterior(model, x):
     W, b, eta = np.array(model["W"]), np.array(model["b"]), model["eta"]
-    precision = np.eye(W.shape[1]) + W.T @ W / eta           # diagonal: W has orthogonal columns
+    precision = np.eye(W.shape[1]) + W.T @ W / eta  # diagonal: W has orthogonal columns
     var = 1.0 / np.diag(precision)
     return var * (W.T @ (np.asarray(x) - b)) / eta, 0.5 * np.log(var)
 
@@ -203,13 +237,18 @@ def make_elbo_inputs(rng):
     x = W @ rng.normal(size=K) + b + math.sqrt(eta) * rng.normal(size=len(b))
     m_post, ls_post = exact_posterior(model, x)
     qs = [(rng.normal(0, 1, K), rng.uniform(-1.5, 0.5, K)) for _ in range(3)] + [(m_post, ls_post)]
-    return {"model": model, "x": _r(x, 6), "mu": _r(qs[0][0]), "log_sigma": _r(qs[0][1]),
-            "eps": _r(rng.normal(size=(N_ELBO_SMALL, K)), 6),
-            "bound_qs": [[_r(m, 8), _r(ls, 8)] for m, ls in qs],
-            "bound_eps": _r(rng.normal(size=(N_ELBO_LARGE, K)), 6)}
+    return {
+        "model": model,
+        "x": _r(x, 6),
+        "mu": _r(qs[0][0]),
+        "log_sigma": _r(qs[0][1]),
+        "eps": _r(rng.normal(size=(N_ELBO_SMALL, K)), 6),
+        "bound_qs": [[_r(m, 8), _r(ls, 8)] for m, ls in qs],
+        "bound_eps": _r(rng.normal(size=(N_ELBO_LARGE, K)), 6),
+    }
 
 
-DRIVER_ELBO = '''
+DRIVER_ELBO = """
 import math
 import torch
 
@@ -249,7 +288,7 @@ def drive(inputs, h):
             namespace.pop(k, None)
         namespace.update(saved)
     return out
-'''
+"""
 
 
 def _reference_elbo(inputs, mu, log_sigma, eps):
@@ -271,16 +310,24 @@ def check_elbo(inputs, result):
     exact_grads = [g.numpy() for g in torch.autograd.grad(expected, (mu, log_sigma))]
     got = as_float(value(result.get("value"), "elbo"), "elbo")
     rubric.details.update(expected=float(expected.detach()), got=got)
-    rubric.part("the estimate (1/S) Σ_s log p(x | z_s) − KL(q ‖ p(z)) on the grader's model and noise", 1.0,
-                bool(np.isclose(got, float(expected.detach()), rtol=1e-6, atol=1e-8)), "it differs from the definition")
+    rubric.part(
+        "the estimate (1/S) Σ_s log p(x | z_s) − KL(q ‖ p(z)) on the grader's model and noise",
+        1.0,
+        bool(np.isclose(got, float(expected.detach()), rtol=1e-6, atol=1e-8)),
+        "it differs from the definition",
+    )
     try:
         K = len(inputs["mu"])
         grads = as_array(value(result.get("gradient"), "the gradient of elbo"), "the ELBO's gradient", (2, K))
-        ok = np.allclose(grads[0], exact_grads[0], rtol=1e-6, atol=1e-8) and np.allclose(grads[1], exact_grads[1], rtol=1e-6, atol=1e-8)
+        ok = np.allclose(grads[0], exact_grads[0], rtol=1e-6, atol=1e-8) and np.allclose(
+            grads[1], exact_grads[1], rtol=1e-6, atol=1e-8
+        )
         message = "the gradients w.r.t. μ and log σ are not those of the definition"
     except Wrong as err:
         ok, message = False, str(err)
-    rubric.part("differentiable: its gradient w.r.t. μ and log σ is the pathwise gradient of the definition", 1.0, ok, message)
+    rubric.part(
+        "differentiable: its gradient w.r.t. μ and log σ is the pathwise gradient of the definition", 1.0, ok, message
+    )
 
     log_px = log_evidence(inputs["model"], inputs["x"])
     rubric.details["log_evidence"] = log_px
@@ -304,8 +351,13 @@ def check_elbo(inputs, result):
                 failures.append(f"at the exact posterior the ELBO is {abs(z):.1f} standard errors from log p(x)")
             elif not posterior and z > threshold:
                 failures.append(f"at q number {k + 1} the ELBO exceeds log p(x) by {z:.1f} standard errors")
-    rubric.part(f"ELBO ≤ log p(x) (exact, from the model's marginal N(b, WWᵀ + ηI)) with {N_ELBO_LARGE} samples, "
-                "and ELBO = log p(x) when q is the exact posterior", 1.0, not failures, "; ".join(failures[:2]))
+    rubric.part(
+        f"ELBO ≤ log p(x) (exact, from the model's marginal N(b, WWᵀ + ηI)) with {N_ELBO_LARGE} samples, "
+        "and ELBO = log p(x) when q is the exact posterior",
+        1.0,
+        not failures,
+        "; ".join(failures[:2]),
+    )
     return rubric.verdict()
 
 
@@ -316,14 +368,20 @@ TAUS = [1.0, 0.5, 0.1, 0.01]
 
 
 def make_gumbel_inputs(rng):
-    N, K = 16, int(rng.integers(3, 6))   # 16 rows: noise other than g almost surely changes some argmax
+    N, K = 16, int(rng.integers(3, 6))  # 16 rows: noise other than g almost surely changes some argmax
     logits = rng.normal(0, 1.5, (N, K))
     g = -np.log(-np.log(rng.uniform(1e-12, 1 - 1e-12, (N, K))))
-    return {"logits": _r(logits), "g": _r(g, 6), "taus": TAUS,
-            "freq_logits": _r(rng.normal(0, 1, K)), "n_noise": N_GUMBEL, "noise_seed": int(rng.integers(2**62))}
+    return {
+        "logits": _r(logits),
+        "g": _r(g, 6),
+        "taus": TAUS,
+        "freq_logits": _r(rng.normal(0, 1, K)),
+        "n_noise": N_GUMBEL,
+        "noise_seed": int(rng.integers(2**62)),
+    }
 
 
-DRIVER_GUMBEL = '''
+DRIVER_GUMBEL = """
 import torch
 
 def drive(inputs, h):
@@ -334,7 +392,7 @@ def drive(inputs, h):
     generator = torch.Generator().manual_seed(inputs["noise_seed"] % 2**63)
     out["noise"] = h.call(h.student.sample_gumbel, (inputs["n_noise"], K), generator)
     return out
-'''
+"""
 
 
 def check_gumbel(inputs, result):
@@ -342,7 +400,7 @@ def check_gumbel(inputs, result):
         raise Wrong("the grader's driver returned no result (the notebook may have interfered with it)")
     rubric = Rubric()
     logits, g = np.array(inputs["logits"]), np.array(inputs["g"])
-    y = (logits + g)
+    y = logits + g
     wrong, cold_ok, cold_msg = [], True, ""
     for tau, entry in zip(inputs["taus"], result["relaxed"]):
         try:
@@ -364,16 +422,24 @@ def check_gumbel(inputs, result):
             far = np.abs(got - hard).max(-1)
             if np.any(far[clear] > 1e-3):
                 cold_ok, cold_msg = False, f"{int((far[clear] > 1e-3).sum())} rows are not one-hot at τ = {tau}"
-    rubric.part(f"softmax((logits + g) / τ) with the grader's Gumbel noise g, for τ in {inputs['taus']}", 1.5, not wrong,
-                "wrong for " + "; ".join(wrong[:3]))
+    rubric.part(
+        f"softmax((logits + g) / τ) with the grader's Gumbel noise g, for τ in {inputs['taus']}",
+        1.5,
+        not wrong,
+        "wrong for " + "; ".join(wrong[:3]),
+    )
     rubric.part("as τ → 0 the samples become one_hot(argmax(logits + g))", 0.5, cold_ok, cold_msg or "no values")
 
     K = len(inputs["freq_logits"])
     try:
         noise = as_array(value(result.get("noise"), "sample_gumbel"), "sample_gumbel", (inputs["n_noise"], K))
     except Wrong as err:
-        rubric.part("sample_gumbel draws Gumbel(0, 1) noise: mean γ, variance π²/6, and argmax(logits + g) ~ softmax(logits)",
-                    1.0, False, str(err))
+        rubric.part(
+            "sample_gumbel draws Gumbel(0, 1) noise: mean γ, variance π²/6, and argmax(logits + g) ~ softmax(logits)",
+            1.0,
+            False,
+            str(err),
+        )
         return rubric.verdict()
     flat = noise.reshape(-1, 1)
     mean_test = mean_matches(flat, np.array([EULER_GAMMA]), alpha=1e-6 / 3)
@@ -383,18 +449,29 @@ def check_gumbel(inputs, result):
     p /= p.sum()
     counts = np.eye(K)[(freq_logits + noise).argmax(-1)]
     freq_test = mean_matches(counts, p, alpha=1e-6 / 3)
-    rubric.details["noise"] = {"mean": float(flat.mean()), "variance": var_measured, "argmax_frequencies": counts.mean(0).tolist(),
-                               "softmax": p.tolist()}
+    rubric.details["noise"] = {
+        "mean": float(flat.mean()),
+        "variance": var_measured,
+        "argmax_frequencies": counts.mean(0).tolist(),
+        "softmax": p.tolist(),
+    }
     problems = []
     if not mean_test.passed:
         problems.append(f"the mean is {mean_test.worst_z:.1f} standard errors from the Gumbel mean γ")
     if not var_ok:
         problems.append(f"the variance is {var_z:.1f} standard errors from π²/6")
     if not freq_test.passed:
-        problems.append(f"the argmax frequency of category {freq_test.worst_index} is {freq_test.worst_z:.1f} standard "
-                        "errors from its softmax probability")
-    rubric.part(f"sample_gumbel draws Gumbel(0, 1) noise ({N_GUMBEL}×K draws): mean γ, variance π²/6, and "
-                "argmax(logits + g) ~ softmax(logits)", 1.0, not problems, "; ".join(problems))
+        problems.append(
+            f"the argmax frequency of category {freq_test.worst_index} is {freq_test.worst_z:.1f} standard "
+            "errors from its softmax probability"
+        )
+    rubric.part(
+        f"sample_gumbel draws Gumbel(0, 1) noise ({N_GUMBEL}×K draws): mean γ, variance π²/6, and "
+        "argmax(logits + g) ~ softmax(logits)",
+        1.0,
+        not problems,
+        "; ".join(problems),
+    )
     return rubric.verdict()
 
 
@@ -403,11 +480,14 @@ def check_gumbel(inputs, result):
 
 def make_straight_through_inputs(rng):
     N, K = 6, int(rng.integers(3, 6))
-    return {"logits": _r(rng.normal(0, 1.5, (N, K))), "tau": float(np.round(rng.uniform(0.3, 2.0), 4)),
-            "w": _r(rng.normal(0, 1, (N, K)))}
+    return {
+        "logits": _r(rng.normal(0, 1.5, (N, K))),
+        "tau": float(np.round(rng.uniform(0.3, 2.0), 4)),
+        "w": _r(rng.normal(0, 1, (N, K))),
+    }
 
 
-DRIVER_STRAIGHT_THROUGH = '''
+DRIVER_STRAIGHT_THROUGH = """
 import torch
 
 def drive(inputs, h):
@@ -422,7 +502,7 @@ def drive(inputs, h):
 
     out["backward"] = h.call(backward)
     return out
-'''
+"""
 
 
 def check_straight_through(inputs, result):
@@ -433,20 +513,29 @@ def check_straight_through(inputs, result):
     soft = torch.softmax(logits / tau, dim=-1)
     hard = torch.nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).double()
     (soft_grad,) = torch.autograd.grad((w * soft).sum(), logits)
-    reference = reference_straight_through(soft.detach())          # course_utils' implementation agrees with the definition
+    reference = reference_straight_through(soft.detach())  # course_utils' implementation agrees with the definition
     assert torch.equal(reference, hard)
     got = as_array(value(result.get("forward"), "straight_through"), "straight_through", tuple(hard.shape))
-    rubric.part("forward: exactly one_hot(argmax soft) on every row", 1.0, np.array_equal(got, hard.numpy()),
-                f"{int((np.abs(got - hard.numpy()).max(-1) > 0).sum())} of {len(got)} rows are not the one-hot argmax")
+    rubric.part(
+        "forward: exactly one_hot(argmax soft) on every row",
+        1.0,
+        np.array_equal(got, hard.numpy()),
+        f"{int((np.abs(got - hard.numpy()).max(-1) > 0).sum())} of {len(got)} rows are not the one-hot argmax",
+    )
     rubric.details["soft_gradient"] = soft_grad.numpy().tolist()
     try:
-        grad = as_array(value(result.get("backward"), "the backward pass through straight_through"),
-                        "the gradient through straight_through", tuple(hard.shape))
+        grad = as_array(
+            value(result.get("backward"), "the backward pass through straight_through"),
+            "the gradient through straight_through",
+            tuple(hard.shape),
+        )
         ok = np.allclose(grad, soft_grad.numpy(), rtol=1e-6, atol=1e-9)
         message = "the gradient reaching the logits is not the gradient the soft sample would have"
     except Wrong as err:
         ok, message = False, str(err)
-    rubric.part("backward: the gradient is exactly that of the soft sample (value hard, gradient soft)", 1.0, ok, message)
+    rubric.part(
+        "backward: the gradient is exactly that of the soft sample (value hard, gradient soft)", 1.0, ok, message
+    )
     return rubric.verdict()
 
 
@@ -456,13 +545,31 @@ ASSIGNMENT = Assignment(
     notebook="a3_reparameterization.ipynb",
     cell_timeout=120,
     questions=[
-        Question("gaussian_rsample", DRIVER_RSAMPLE, make_rsample_inputs, check_rsample, timeout=30,
-                 title="A.1 gaussian_rsample"),
+        Question(
+            "gaussian_rsample",
+            DRIVER_RSAMPLE,
+            make_rsample_inputs,
+            check_rsample,
+            timeout=30,
+            title="A.1 gaussian_rsample",
+        ),
         Question("gaussian_kl", DRIVER_KL, make_kl_inputs, check_kl, timeout=10, title="A.2 gaussian_kl"),
         Question("elbo", DRIVER_ELBO, make_elbo_inputs, check_elbo, timeout=30, title="A.3 elbo"),
-        Question("gumbel_softmax", DRIVER_GUMBEL, make_gumbel_inputs, check_gumbel, timeout=30,
-                 title="B.1 sample_gumbel and gumbel_softmax"),
-        Question("straight_through", DRIVER_STRAIGHT_THROUGH, make_straight_through_inputs, check_straight_through,
-                 timeout=20, title="B.2 straight_through"),
+        Question(
+            "gumbel_softmax",
+            DRIVER_GUMBEL,
+            make_gumbel_inputs,
+            check_gumbel,
+            timeout=30,
+            title="B.1 sample_gumbel and gumbel_softmax",
+        ),
+        Question(
+            "straight_through",
+            DRIVER_STRAIGHT_THROUGH,
+            make_straight_through_inputs,
+            check_straight_through,
+            timeout=20,
+            title="B.2 straight_through",
+        ),
     ],
 )

@@ -53,17 +53,19 @@ def make_td_targets_inputs(rng):
         B, A = int(rng.integers(8, 40)), int(rng.integers(2, 6))
         kinds = np.concatenate([np.arange(4), rng.integers(0, 4, size=B - 4)])  # every kind at least once
         rng.shuffle(kinds)
-        batches.append({
-            "gamma": gamma,
-            "rewards": rng.normal(0, 2, size=B).round(4).tolist(),
-            "next_q": rng.normal(3, 5, size=(B, A)).round(4).tolist(),
-            "terminated": [float(k in (1, 3)) for k in kinds],
-            "truncated": [float(k in (2, 3)) for k in kinds],
-        })
+        batches.append(
+            {
+                "gamma": gamma,
+                "rewards": rng.normal(0, 2, size=B).round(4).tolist(),
+                "next_q": rng.normal(3, 5, size=(B, A)).round(4).tolist(),
+                "terminated": [float(k in (1, 3)) for k in kinds],
+                "truncated": [float(k in (2, 3)) for k in kinds],
+            }
+        )
     return {"batches": batches}
 
 
-DRIVER_TD_TARGETS = '''
+DRIVER_TD_TARGETS = """
 import torch
 
 def drive(inputs, h):
@@ -81,7 +83,7 @@ def drive(inputs, h):
         record["requires_grad"] = bool(getattr(y, "requires_grad", False))
         out.append(record)
     return out
-'''
+"""
 
 
 def check_td_targets(inputs, result):
@@ -111,17 +113,34 @@ def check_td_targets(inputs, result):
                 wrong[kind].append(f"{label}: {n_bad} of {int((kinds == i).sum())} wrong")
         if b["gamma"] in (0.0, 1.0) and bad.any():
             edge.append(label)
-    rubric.part("terminated transitions: the target is the reward alone", 1.0, not wrong["terminated"],
-                "; ".join(wrong["terminated"][:2]))
-    rubric.part("terminated and truncated at once: terminal wins, no bootstrap", 0.5, not wrong["both"],
-                "; ".join(wrong["both"][:2]))
-    rubric.part("truncated (time-out) transitions still bootstrap: r + γ max_a' Q(s', a'; θ⁻)", 1.0,
-                not wrong["truncated"], "; ".join(wrong["truncated"][:2]))
-    rubric.part("ordinary transitions: r + γ max_a' Q(s', a'; θ⁻)", 0.5, not wrong["ordinary"],
-                "; ".join(wrong["ordinary"][:2]))
+    rubric.part(
+        "terminated transitions: the target is the reward alone",
+        1.0,
+        not wrong["terminated"],
+        "; ".join(wrong["terminated"][:2]),
+    )
+    rubric.part(
+        "terminated and truncated at once: terminal wins, no bootstrap",
+        0.5,
+        not wrong["both"],
+        "; ".join(wrong["both"][:2]),
+    )
+    rubric.part(
+        "truncated (time-out) transitions still bootstrap: r + γ max_a' Q(s', a'; θ⁻)",
+        1.0,
+        not wrong["truncated"],
+        "; ".join(wrong["truncated"][:2]),
+    )
+    rubric.part(
+        "ordinary transitions: r + γ max_a' Q(s', a'; θ⁻)", 0.5, not wrong["ordinary"], "; ".join(wrong["ordinary"][:2])
+    )
     rubric.part("γ = 0 and γ = 1", 0.25, not edge, "wrong for " + "; ".join(edge[:2]))
-    rubric.part("the target carries no gradient (it is a constant for the loss)", 0.25, not grad,
-                f"y.requires_grad is True ({len(grad)} of {len(result)} batches)")
+    rubric.part(
+        "the target carries no gradient (it is a constant for the loss)",
+        0.25,
+        not grad,
+        f"y.requires_grad is True ({len(grad)} of {len(result)} batches)",
+    )
     return rubric.verdict()
 
 
@@ -135,19 +154,26 @@ def make_replay_buffer_inputs(rng):
     n_add = capacity + int(rng.integers(capacity // 2, 2 * capacity))
     flags = rng.random(size=(n_add, 2))
     return {
-        "capacity": capacity, "obs_dim": obs_dim, "n_first": capacity // 2,
+        "capacity": capacity,
+        "obs_dim": obs_dim,
+        "n_first": capacity // 2,
         "obs": rng.normal(0, 1, size=(n_add, obs_dim)).round(4).tolist(),
         "action": rng.integers(0, 4, size=n_add).tolist(),
         "reward": rng.normal(0, 1, size=n_add).round(4).tolist(),
         "next_obs": rng.normal(0, 1, size=(n_add, obs_dim)).round(4).tolist(),
-        "terminated": (flags[:, 0] < 0.2).tolist(), "truncated": (flags[:, 1] < 0.2).tolist(),
-        "batch_size": capacity // 2, "n_batches": N_BATCHES_RB, "repeat_batch": REPEAT_BATCH,
-        "first_batch": capacity // 4, "n_first_batches": N_FIRST_BATCHES,
-        "seed": int(rng.integers(2**31)), "repeat_seed": int(rng.integers(2**31)),
+        "terminated": (flags[:, 0] < 0.2).tolist(),
+        "truncated": (flags[:, 1] < 0.2).tolist(),
+        "batch_size": capacity // 2,
+        "n_batches": N_BATCHES_RB,
+        "repeat_batch": REPEAT_BATCH,
+        "first_batch": capacity // 4,
+        "n_first_batches": N_FIRST_BATCHES,
+        "seed": int(rng.integers(2**31)),
+        "repeat_seed": int(rng.integers(2**31)),
     }
 
 
-DRIVER_REPLAY_BUFFER = '''
+DRIVER_REPLAY_BUFFER = """
 import numpy as np
 
 def drive(inputs, h):
@@ -186,7 +212,7 @@ def drive(inputs, h):
         repeats.append([h.call(other.sample, inputs["repeat_batch"]) for _ in range(3)])
     out["repeats"] = repeats
     return out
-'''
+"""
 
 KEYS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 
@@ -196,8 +222,9 @@ def _rows(entry, n: int, obs_dim: int) -> dict[str, np.ndarray]:
     batch = value(entry, "ReplayBuffer.sample")
     if not isinstance(batch, dict) or set(KEYS) - set(batch):
         raise Wrong(f"ReplayBuffer.sample should return a dict with the keys {', '.join(KEYS)}")
-    return {key: as_array(batch[key], f"sample()['{key}']", (n, obs_dim) if key.endswith("obs") else (n,))
-            for key in KEYS}
+    return {
+        key: as_array(batch[key], f"sample()['{key}']", (n, obs_dim) if key.endswith("obs") else (n,)) for key in KEYS
+    }
 
 
 def _identify(rows: dict, inputs) -> tuple[np.ndarray, int]:
@@ -209,11 +236,13 @@ def _identify(rows: dict, inputs) -> tuple[np.ndarray, int]:
     for row, i in enumerate(ids):
         if i < 0:
             continue
-        same = (np.array_equal(rows["next_obs"][row], _f32(inputs["next_obs"][i]))
-                and rows["action"][row] == inputs["action"][i]
-                and rows["reward"][row] == float(np.float32(inputs["reward"][i]))
-                and rows["terminated"][row] == float(inputs["terminated"][i])
-                and rows["truncated"][row] == float(inputs["truncated"][i]))
+        same = (
+            np.array_equal(rows["next_obs"][row], _f32(inputs["next_obs"][i]))
+            and rows["action"][row] == inputs["action"][i]
+            and rows["reward"][row] == float(np.float32(inputs["reward"][i]))
+            and rows["terminated"][row] == float(inputs["terminated"][i])
+            and rows["truncated"][row] == float(inputs["truncated"][i])
+        )
         mixed += not same
     return ids, mixed
 
@@ -239,8 +268,9 @@ def check_replay_buffer(inputs, result):
             message = "it returned rows that were never added"
     except Wrong as err:
         message = str(err)
-    rubric.part("before it is full: len counts the additions and only added transitions are sampled", 0.5,
-                not message, message)
+    rubric.part(
+        "before it is full: len counts the additions and only added transitions are sampled", 0.5, not message, message
+    )
 
     # after the wrap-around: contents, integrity, uniformity
     try:
@@ -262,26 +292,45 @@ def check_replay_buffer(inputs, result):
     if newest - seen:
         problems.append(f"{len(newest - seen)} of the newest {C} transitions never appear in {len(ids)} draws")
     rubric.details.update(n_draws=len(ids), n_distinct=len(seen - {-1}))
-    rubric.part(f"after {n_add} additions it holds exactly the newest {C} transitions (ring overwrite of the oldest)",
-                1.0, not problems, "; ".join(problems))
-    rubric.part("every sampled row is one transition exactly as added (obs, action, reward, next_obs, flags together)",
-                1.0, mixed == 0 and -1 not in seen,
-                f"{mixed} of {len(ids)} sampled rows mix fields of different transitions" if mixed
-                else "sampled observations do not match any added transition")
+    rubric.part(
+        f"after {n_add} additions it holds exactly the newest {C} transitions (ring overwrite of the oldest)",
+        1.0,
+        not problems,
+        "; ".join(problems),
+    )
+    rubric.part(
+        "every sampled row is one transition exactly as added (obs, action, reward, next_obs, flags together)",
+        1.0,
+        mixed == 0 and -1 not in seen,
+        f"{mixed} of {len(ids)} sampled rows mix fields of different transitions"
+        if mixed
+        else "sampled observations do not match any added transition",
+    )
     counts = np.bincount(ids[ids >= 0], minlength=n_add)
     held = np.sort(counts)[::-1][:C]  # the counts of the (at most C) transitions it samples
     expected = len(ids) / C
     stat = float(np.sum((held - expected) ** 2) / expected)
     p = float(chi2.sf(stat, C - 1))
     rubric.details.update(chi2=stat, p_value=p)
-    rubric.part(f"sampling is uniform over the {C} held transitions (χ² test on {len(ids)} draws)", 1.0,
-                p > ALPHA and -1 not in seen, f"the counts are far from uniform (χ² p-value {p:.1e})")
+    rubric.part(
+        f"sampling is uniform over the {C} held transitions (χ² test on {len(ids)} draws)",
+        1.0,
+        p > ALPHA and -1 not in seen,
+        f"the counts are far from uniform (χ² p-value {p:.1e})",
+    )
 
     # refused requests and reproducibility
-    refused = [name for name in ("too_many", "zero")
-               if not (isinstance(result[name], dict) and result[name].get("exception") == "ValueError")]
-    rubric.part("asking for more transitions than it holds, or for 0, raises a ValueError", 0.25, not refused,
-                f"sample({C + 1 if 'too_many' in refused else 0}) did not raise ValueError")
+    refused = [
+        name
+        for name in ("too_many", "zero")
+        if not (isinstance(result[name], dict) and result[name].get("exception") == "ValueError")
+    ]
+    rubric.part(
+        "asking for more transitions than it holds, or for 0, raises a ValueError",
+        0.25,
+        not refused,
+        f"sample({C + 1 if 'too_many' in refused else 0}) did not raise ValueError",
+    )
     same, message = False, "two buffers with the same seed and the same additions gave different minibatches"
     try:
         runs = []
@@ -310,13 +359,13 @@ def make_epsilon_inputs(rng):
     return {"schedules": schedules}
 
 
-DRIVER_EPSILON = '''
+DRIVER_EPSILON = """
 def drive(inputs, h):
     f = h.student.epsilon
     out = [[h.call(f, t, s["start"], s["end"], s["decay_steps"]) for t in s["steps"]] for s in inputs["schedules"]]
     s = inputs["schedules"][0]
     return {"values": out, "negative": h.call(f, -1, s["start"], s["end"], s["decay_steps"])}
-'''
+"""
 
 
 def check_epsilon(inputs, result):
@@ -338,14 +387,28 @@ def check_epsilon(inputs, result):
         fails["after"] += not ok[steps > s["decay_steps"]].all()
         fails["monotone"] += bool(np.any(np.diff(got) > 1e-12))
     n = len(inputs["schedules"])
-    rubric.part("ε(0) = start and ε(decay_steps) = end", 0.25, not fails["ends"], f"wrong on {fails['ends']} of {n} schedules")
-    rubric.part("in between, ε falls on the straight line from start to end", 0.3, not fails["linear"],
-                f"wrong on {fails['linear']} of {n} schedules")
-    rubric.part("after decay_steps, ε stays at end", 0.15, not fails["after"], f"wrong on {fails['after']} of {n} schedules")
-    rubric.part("ε never increases", 0.1, not fails["monotone"], f"it increases in {fails['monotone']} of {n} schedules")
+    rubric.part(
+        "ε(0) = start and ε(decay_steps) = end", 0.25, not fails["ends"], f"wrong on {fails['ends']} of {n} schedules"
+    )
+    rubric.part(
+        "in between, ε falls on the straight line from start to end",
+        0.3,
+        not fails["linear"],
+        f"wrong on {fails['linear']} of {n} schedules",
+    )
+    rubric.part(
+        "after decay_steps, ε stays at end", 0.15, not fails["after"], f"wrong on {fails['after']} of {n} schedules"
+    )
+    rubric.part(
+        "ε never increases", 0.1, not fails["monotone"], f"it increases in {fails['monotone']} of {n} schedules"
+    )
     negative = result["negative"]
-    rubric.part("a negative step raises a ValueError", 0.2,
-                isinstance(negative, dict) and negative.get("exception") == "ValueError", "epsilon(-1, ...) did not")
+    rubric.part(
+        "a negative step raises a ValueError",
+        0.2,
+        isinstance(negative, dict) and negative.get("exception") == "ValueError",
+        "epsilon(-1, ...) did not",
+    )
     return rubric.verdict()
 
 
@@ -361,12 +424,19 @@ def _random_state(rng) -> dict:
 
 
 def make_update_target_inputs(rng):
-    return {"online": _random_state(rng), "target": _random_state(rng),
-            "cases": [[1.0, 1], [round(float(rng.uniform(0.001, 0.05)), 5), 1], [round(float(rng.uniform(0.2, 0.8)), 4), 1],
-                      [round(float(rng.uniform(0.05, 0.3)), 4), N_REPEAT]]}
+    return {
+        "online": _random_state(rng),
+        "target": _random_state(rng),
+        "cases": [
+            [1.0, 1],
+            [round(float(rng.uniform(0.001, 0.05)), 5), 1],
+            [round(float(rng.uniform(0.2, 0.8)), 4), 1],
+            [round(float(rng.uniform(0.05, 0.3)), 4), N_REPEAT],
+        ],
+    }
 
 
-DRIVER_UPDATE_TARGET = '''
+DRIVER_UPDATE_TARGET = """
 import torch
 from course_utils.dqn import make_q_network
 
@@ -389,7 +459,7 @@ def drive(inputs, h):
 
         out.append(h.call(update))
     return out
-'''
+"""
 
 
 def check_update_target(inputs, result):
@@ -410,16 +480,24 @@ def check_update_target(inputs, result):
                 expected = online[key] + (1 - tau) ** times * (target0[key] - online[key])
                 if not np.allclose(new, expected, rtol=1e-4, atol=1e-5):
                     bad.append(key)
-                if not np.array_equal(as_array(got["online"].get(key), f"online {key}", online[key].shape), online[key]):
+                if not np.array_equal(
+                    as_array(got["online"].get(key), f"online {key}", online[key].shape), online[key]
+                ):
                     status["online"] = f"the online network's {key} changed (τ = {tau})"
             status[kind] = status[kind] or (f"{', '.join(bad)} wrong" if bad else None)
         except Wrong as err:
             status[kind] = status[kind] or str(err)
             status["online"] = status["online"] or "could not be checked"
     rubric.part("τ = 1: θ⁻ becomes an exact copy of θ", 0.5, status["hard"] is None, status["hard"] or "")
-    rubric.part("soft update: θ⁻ ← τ θ + (1 − τ) θ⁻ for every parameter", 0.75, status["soft"] is None, status["soft"] or "")
-    rubric.part(f"{N_REPEAT} soft updates in a row: θ⁻ = θ + (1 − τ)^{N_REPEAT} (θ⁻₀ − θ) (the update is in place)", 0.5,
-                status["repeat"] is None, status["repeat"] or "")
+    rubric.part(
+        "soft update: θ⁻ ← τ θ + (1 − τ) θ⁻ for every parameter", 0.75, status["soft"] is None, status["soft"] or ""
+    )
+    rubric.part(
+        f"{N_REPEAT} soft updates in a row: θ⁻ = θ + (1 − τ)^{N_REPEAT} (θ⁻₀ − θ) (the update is in place)",
+        0.5,
+        status["repeat"] is None,
+        status["repeat"] or "",
+    )
     rubric.part("the online network θ is left unchanged", 0.25, status["online"] is None, status["online"] or "")
     return rubric.verdict()
 
@@ -438,11 +516,14 @@ ENV_ID = "CartPole-v1"
 
 
 def make_train_dqn_inputs(rng):
-    return {"total_steps": TRAIN_STEPS, "seed": int(rng.integers(2**31)),
-            "eval_seed": int(rng.integers(1_000_000, 100_000_000))}
+    return {
+        "total_steps": TRAIN_STEPS,
+        "seed": int(rng.integers(2**31)),
+        "eval_seed": int(rng.integers(1_000_000, 100_000_000)),
+    }
 
 
-DRIVER_TRAIN_DQN = '''
+DRIVER_TRAIN_DQN = """
 def drive(inputs, h):
     state_dict, error = h.run(h.student.train_dqn, inputs["total_steps"], inputs["seed"])
     if error is not None:
@@ -451,7 +532,7 @@ def drive(inputs, h):
         state_dict = state_dict.state_dict()
     packed, error = h.run(h.arrays, state_dict)
     return {"weights": error if error is not None else packed}  # an .npz of the weights, loaded without pickle
-'''
+"""
 
 
 def start_states(seed: int, n: int) -> torch.Tensor:
@@ -472,11 +553,20 @@ def check_train_dqn(inputs, result):
     with torch.no_grad():
         start_value = float(net(start_states(inputs["eval_seed"], N_EVAL_EPISODES)).max(dim=1).values.mean())
     rubric.details.update(mean_return=mean_return, std_return=std_return, start_value=start_value)
-    rubric.part(f"the greedy policy of the trained network (loaded into the grader's own Q-network) survives at least "
-                f"{RETURN_THRESHOLD:.0f} steps on average over {N_EVAL_EPISODES} new CartPole-v1 episodes", 2.0,
-                mean_return >= RETURN_THRESHOLD, f"it survived {mean_return:.0f} steps on average")
-    rubric.part(f"its values are those of a trained Q-function: max_a Q(s_0, a) averages at least {VALUE_THRESHOLD:.0f} "
-                f"over the start states", 1.0, start_value >= VALUE_THRESHOLD, f"it averages {start_value:.1f}")
+    rubric.part(
+        f"the greedy policy of the trained network (loaded into the grader's own Q-network) survives at least "
+        f"{RETURN_THRESHOLD:.0f} steps on average over {N_EVAL_EPISODES} new CartPole-v1 episodes",
+        2.0,
+        mean_return >= RETURN_THRESHOLD,
+        f"it survived {mean_return:.0f} steps on average",
+    )
+    rubric.part(
+        f"its values are those of a trained Q-function: max_a Q(s_0, a) averages at least {VALUE_THRESHOLD:.0f} "
+        f"over the start states",
+        1.0,
+        start_value >= VALUE_THRESHOLD,
+        f"it averages {start_value:.1f}",
+    )
     return rubric.verdict()
 
 
@@ -486,14 +576,33 @@ ASSIGNMENT = Assignment(
     notebook="a4_dqn.ipynb",
     cell_timeout=120,
     questions=[
-        Question("td_targets", DRIVER_TD_TARGETS, make_td_targets_inputs, check_td_targets,
-                 timeout=20, title="A.1 td_targets"),
-        Question("replay_buffer", DRIVER_REPLAY_BUFFER, make_replay_buffer_inputs, check_replay_buffer,
-                 timeout=30, title="B ReplayBuffer"),
+        Question(
+            "td_targets",
+            DRIVER_TD_TARGETS,
+            make_td_targets_inputs,
+            check_td_targets,
+            timeout=20,
+            title="A.1 td_targets",
+        ),
+        Question(
+            "replay_buffer",
+            DRIVER_REPLAY_BUFFER,
+            make_replay_buffer_inputs,
+            check_replay_buffer,
+            timeout=30,
+            title="B ReplayBuffer",
+        ),
         Question("epsilon", DRIVER_EPSILON, make_epsilon_inputs, check_epsilon, timeout=20, title="C epsilon"),
-        Question("update_target", DRIVER_UPDATE_TARGET, make_update_target_inputs, check_update_target,
-                 timeout=20, title="D.1 update_target"),
-        Question("train_dqn", DRIVER_TRAIN_DQN, make_train_dqn_inputs, check_train_dqn,
-                 timeout=120, title="E train_dqn"),
+        Question(
+            "update_target",
+            DRIVER_UPDATE_TARGET,
+            make_update_target_inputs,
+            check_update_target,
+            timeout=20,
+            title="D.1 update_target",
+        ),
+        Question(
+            "train_dqn", DRIVER_TRAIN_DQN, make_train_dqn_inputs, check_train_dqn, timeout=120, title="E train_dqn"
+        ),
     ],
 )

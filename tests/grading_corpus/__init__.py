@@ -130,13 +130,19 @@ while True:
 def _mangled(ctx: Context) -> bytes:
     """The solution with test cells deleted or edited, cells reordered and metadata changed."""
     nb = read(ctx.solution)
-    tests = [i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ctx.question_ids]
+    tests = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ctx.question_ids
+    ]
     for k, i in enumerate(tests):
         if k % 2 == 0:
             nb.cells[i].source = "assert False, 'edited test'"
             nb.cells[i].metadata["nbgrader"]["points"] = 1000  # and claims far more points
     nb.cells = [c for i, c in enumerate(nb.cells) if not (i in tests and tests.index(i) % 2 == 1)]  # delete the others
-    answers = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    answers = [
+        c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution") and c.cell_type == "code"
+    ]
     nb.cells = [c for c in nb.cells if c not in answers] + answers[::-1]  # answers last, in reverse order
     duplicate = copy.deepcopy(answers[0])
     duplicate.source = "x_duplicate = 1"
@@ -154,7 +160,9 @@ def _looping(ctx: Context) -> bytes:
 
 
 def _raising(ctx: Context) -> bytes:
-    nb = replace_function(read(ctx.solution), ctx.specifics().RAISE_FUNCTION, 'raise RuntimeError("boom: not finished")')
+    nb = replace_function(
+        read(ctx.solution), ctx.specifics().RAISE_FUNCTION, 'raise RuntimeError("boom: not finished")'
+    )
     return dump(nb)
 
 
@@ -276,29 +284,61 @@ def generic_cases(ctx: Context) -> list[Case]:
     def cheat(student, source, description, at_end=True, template=False):
         def build(c: Context) -> bytes:
             nb = partly_right(c)
-            code = source.format(root=str(c.course_root), repo=str(c.repo_root), assignment=c.assignment,
-                                 notebook=c.notebook_name, marker=c.marker) if template else source
+            code = (
+                source.format(
+                    root=str(c.course_root),
+                    repo=str(c.repo_root),
+                    assignment=c.assignment,
+                    notebook=c.notebook_name,
+                    marker=c.marker,
+                )
+                if template
+                else source
+            )
             return dump(append_code(nb, code, None if at_end else after_setup(nb)))
+
         return Case(student, build, description, base="partly_right")
 
     return [
         Case("solution", lambda c: dump(read(c.solution)), "the solution notebook", expect=full),
         Case("stub", lambda c: dump(read(c.stub)), "the released stub, untouched", expect=zero),
         Case("partly_right", lambda c: dump(partly_right(c)), "some functions solved, the others left as stubs"),
-        Case("raising", _raising, "the solution with one function raising",
-             expect={q: (0.0 if q in raised else "full") for q in q_all}),
-        Case("looping", _looping, "an infinite loop (ignoring SIGINT/SIGTERM) in a function and in a cell",
-             base="partly_right", expect={q: 0.0 for q in looped}),
+        Case(
+            "raising",
+            _raising,
+            "the solution with one function raising",
+            expect={q: (0.0 if q in raised else "full") for q in q_all},
+        ),
+        Case(
+            "looping",
+            _looping,
+            "an infinite loop (ignoring SIGINT/SIGTERM) in a function and in a cell",
+            base="partly_right",
+            expect={q: 0.0 for q in looped},
+        ),
         Case("invalid_json", lambda c: dump(read(c.solution))[:5000], "a notebook cut off in the middle", expect=zero),
         Case("not_a_notebook", lambda c: b'{"hello": "world"}', "JSON that is not a notebook", expect=zero),
-        Case("mangled", _mangled, "the solution with test cells deleted/edited, cells reordered, kernel and points changed",
-             expect=full),
+        Case(
+            "mangled",
+            _mangled,
+            "the solution with test cells deleted/edited, cells reordered, kernel and points changed",
+            expect=full,
+        ),
         cheat("cheat_patch_testing", CHEAT_PATCH_TESTING, "patches torch.testing / numpy.testing", at_end=False),
         cheat("cheat_input_transformer", CHEAT_INPUT_TRANSFORMER, "an IPython input transformer blanks later cells"),
-        cheat("cheat_read_files", CHEAT_READ_FILES, "reads solutions, hidden tests, other students, the gradebook",
-              template=True),
-        cheat("cheat_write_grades", CHEAT_WRITE_GRADES, "writes the gradebook and other grade files", at_end=False,
-              template=True),
+        cheat(
+            "cheat_read_files",
+            CHEAT_READ_FILES,
+            "reads solutions, hidden tests, other students, the gradebook",
+            template=True,
+        ),
+        cheat(
+            "cheat_write_grades",
+            CHEAT_WRITE_GRADES,
+            "writes the gradebook and other grade files",
+            at_end=False,
+            template=True,
+        ),
         cheat("cheat_daemon", CHEAT_DAEMON, "spawns a process meant to outlive grading", at_end=False, template=True),
         cheat("cheat_protocol", CHEAT_PROTOCOL, "writes forged messages into the grader's pipes"),
         cheat("crash_exit", CRASH_EXIT, "kills its own interpreter with os._exit"),

@@ -14,7 +14,7 @@ QUESTIONS_USING = {
 }
 
 # Common mistakes, each caught by a property check.
-TRUNCATION_AS_TERMINATION = '''
+TRUNCATION_AS_TERMINATION = """
 rewards, values, next_values = (torch.as_tensor(x).detach().double() for x in (rewards, values, next_values))
 done = torch.as_tensor(terminated, dtype=torch.bool) | torch.as_tensor(truncated, dtype=torch.bool)
 delta = rewards + gamma * (~done).double() * next_values - values   # mistake: no bootstrap after a truncation
@@ -23,15 +23,15 @@ for t in reversed(range(len(rewards))):
     running = delta[t] + gamma * lam * (~done[t]).double() * running
     A[t] = running
 return A
-'''
-NO_STOP_GRADIENT = '''
+"""
+NO_STOP_GRADIENT = """
 if log_probs.shape != advantages.shape:
     raise ValueError("shapes differ")
 return -(advantages * log_probs).mean()   # mistake: no ⊥, the policy loss also trains the critic
-'''
+"""
 # A policy written by hand, not trained: push the cart towards the side the pole leans to. It balances for
 # about 45 steps on average, far below the pass mark.
-HARD_CODED_POLICY = '''
+HARD_CODED_POLICY = """
 policy = CategoricalPolicy(4, 2)
 weights = {key: torch.zeros_like(w) for key, w in policy.state_dict().items()}
 weights["net.0.weight"][0, 2] = 1.0      # hidden unit 0 = tanh(pole angle)
@@ -39,7 +39,7 @@ weights["net.2.weight"][0, 0] = 1.0
 weights["net.4.weight"][1, 0] = 1.0      # logit of "push right" grows with the angle
 weights["net.4.weight"][0, 0] = -1.0
 return weights
-'''
+"""
 
 
 def _partly_wrong(ctx: Context) -> bytes:
@@ -55,16 +55,31 @@ def _hard_coded(ctx: Context) -> bytes:
 
 def specific_cases(ctx: Context) -> list[Case]:
     return [
-        Case("partly_wrong", _partly_wrong,
-             "two classic mistakes: a truncation treated as a termination, and advantages not detached in the "
-             "policy loss",
-             # advantages: batches without truncations right, those with truncations wrong; policy_loss: value and
-             # actor gradient right, the critic gets a gradient. Training uses both, so its outcome is not fixed.
-             expect={"policy_loss": (0.0, 3.0), "value_loss": "full", "policy_entropy": "full",
-                     "advantages": (0.0, 4.0)}),
-        Case("cheat_hard_coded_policy", _hard_coded,
-             "train_a2c returns hand-written weights instead of training: they load, but fall short of the pass mark",
-             base="solution",
-             expect={"policy_loss": "full", "value_loss": "full", "policy_entropy": "full", "advantages": "full",
-                     "train_a2c": 0.0}),
+        Case(
+            "partly_wrong",
+            _partly_wrong,
+            "two classic mistakes: a truncation treated as a termination, and advantages not detached in the "
+            "policy loss",
+            # advantages: batches without truncations right, those with truncations wrong; policy_loss: value and
+            # actor gradient right, the critic gets a gradient. Training uses both, so its outcome is not fixed.
+            expect={
+                "policy_loss": (0.0, 3.0),
+                "value_loss": "full",
+                "policy_entropy": "full",
+                "advantages": (0.0, 4.0),
+            },
+        ),
+        Case(
+            "cheat_hard_coded_policy",
+            _hard_coded,
+            "train_a2c returns hand-written weights instead of training: they load, but fall short of the pass mark",
+            base="solution",
+            expect={
+                "policy_loss": "full",
+                "value_loss": "full",
+                "policy_entropy": "full",
+                "advantages": "full",
+                "train_a2c": 0.0,
+            },
+        ),
     ]

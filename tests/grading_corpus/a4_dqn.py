@@ -17,17 +17,19 @@ QUESTIONS_USING = {
 }
 
 # Common mistakes, each caught by a property check.
-TRUNCATION_IS_TERMINATION = '''
+TRUNCATION_IS_TERMINATION = """
 with torch.no_grad():
     done = torch.clamp(terminated + truncated, max=1.0)        # mistake: a time-out treated as a terminal state
     return (rewards + gamma * (1.0 - done) * next_q_target.max(dim=1).values).float()
-'''
+"""
 RING_RIGHT = "self.pos = (self.pos + 1) % self.capacity"
-RING_WRONG = "self.pos = min(self.pos + 1, self.capacity - 1)  # mistake: once full, overwrites the newest slot, not the oldest"
-UNTRAINED = '''
+RING_WRONG = (
+    "self.pos = min(self.pos + 1, self.capacity - 1)  # mistake: once full, overwrites the newest slot, not the oldest"
+)
+UNTRAINED = """
 torch.manual_seed(seed)
 return q_network().state_dict()   # returns the network as initialised: no training at all
-'''
+"""
 
 
 def class_cell(nb, name: str) -> int:
@@ -55,17 +57,28 @@ def _untrained(ctx: Context) -> bytes:
 
 def specific_cases(ctx: Context) -> list[Case]:
     return [
-        Case("partly_wrong", _partly_wrong,
-             "two classic mistakes: truncation treated as termination in the TD target, and a replay buffer that "
-             "once full overwrites its newest slot instead of the oldest",
-             # td_targets: terminated, both flags, ordinary transitions, γ = 0 and no-gradient right; truncated and
-             # γ = 1 wrong. ReplayBuffer: intact rows, uniform sampling, refusal and seeding right; contents wrong.
-             # train_dqn is left out: it uses both broken functions, but CartPole's 100k buffer never wraps in
-             # 12k steps and time-outs are rare, so its outcome is not what this case is about.
-             expect={"td_targets": (0.0, 3.0), "replay_buffer": (0.0, 4.0), "epsilon": "full", "update_target": "full"}),
-        Case("cheat_untrained", _untrained,
-             "a training loop that returns the untrained network's weights",
-             base="solution",
-             expect={"td_targets": "full", "replay_buffer": "full", "epsilon": "full", "update_target": "full",
-                     "train_dqn": 0.0}),
+        Case(
+            "partly_wrong",
+            _partly_wrong,
+            "two classic mistakes: truncation treated as termination in the TD target, and a replay buffer that "
+            "once full overwrites its newest slot instead of the oldest",
+            # td_targets: terminated, both flags, ordinary transitions, γ = 0 and no-gradient right; truncated and
+            # γ = 1 wrong. ReplayBuffer: intact rows, uniform sampling, refusal and seeding right; contents wrong.
+            # train_dqn is left out: it uses both broken functions, but CartPole's 100k buffer never wraps in
+            # 12k steps and time-outs are rare, so its outcome is not what this case is about.
+            expect={"td_targets": (0.0, 3.0), "replay_buffer": (0.0, 4.0), "epsilon": "full", "update_target": "full"},
+        ),
+        Case(
+            "cheat_untrained",
+            _untrained,
+            "a training loop that returns the untrained network's weights",
+            base="solution",
+            expect={
+                "td_targets": "full",
+                "replay_buffer": "full",
+                "epsilon": "full",
+                "update_target": "full",
+                "train_dqn": 0.0,
+            },
+        ),
     ]
