@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Set up the course and open it, or set it up and test it.
 
-    python3 course.py lab     # create .venv, install, register the kernel, open JupyterLab
-    python3 course.py test    # same installation, then every test and notebook (fast mode)
+    python3 course.py lab                # create .venv, install, register the kernel, open notebook 00
+    python3 course.py lab --instructor   # the same, with nbgrader's instructor tools in JupyterLab
+    python3 course.py test               # same installation, then every test and notebook (fast mode)
+    python3 course.py test --full        # every lecture notebook and solution in full mode (what students run)
 
 Only the standard library is used here, so this runs on a bare Python. The
 installation is skipped when nothing it depends on has changed since the last
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +29,11 @@ STAMP_NAME = ".course-install-stamp"
 KERNEL_NAME = "drl-course"
 KERNEL_DISPLAY_NAME = "Python 3 (DRL course)"
 FIRST_NOTEBOOK = "notebooks/00_rl_loop.ipynb"
+# Jupyter configuration for the lab server (see .jupyter/README.md): common/ always, student/ unless --instructor.
+JUPYTER_CONFIG = ROOT / ".jupyter"
+# What `test --full` runs: every notebook a student runs (lectures, their worked exercise solutions, the
+# assignments' solutions and the template), in full mode.
+NOTEBOOK_FOLDERS = ("notebooks", "solutions", "templates")
 MIN_PYTHON = (3, 10)
 # A change to any of these triggers a reinstall.
 INSTALL_INPUTS = ("pyproject.toml", "requirements/constraints.txt", "course.py")
@@ -104,31 +112,83 @@ def ensure_installed() -> Path:
     return python
 
 
-def lab(args: list[str]) -> int:
-    """Open JupyterLab on the course, with notebook 00 open."""
-    python = ensure_installed()
-    cmd = [str(python), "-m", "jupyter", "lab", f"--ServerApp.root_dir={ROOT}", *args, str(ROOT / FIRST_NOTEBOOK)]
+def lab_command(python: Path | str, args: list[str], instructor: bool) -> tuple[list[str], dict[str, str]]:
+    """The JupyterLab command line and environment: notebook 00 open, nbgrader's tools only for instructors."""
+    cmd = [
+        str(python), "-m", "jupyter", "lab",
+        f"--ServerApp.root_dir={ROOT}",
+        # The page the browser opens and the URL the server prints: notebook 00, not the Launcher.
+        f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
+        *args,
+    ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines often run as root
+        cmd.append("--allow-root")
+    folders = [JUPYTER_CONFIG / "common"] if instructor else [JUPYTER_CONFIG / "student", JUPYTER_CONFIG / "common"]
+    inherited = [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, JUPYTER_CONFIG_PATH=os.pathsep.join([*map(str, folders), *inherited]))
+    return cmd, env
+
+
+def lab(args: list[str]) -> int:
+    """Open JupyterLab on the course, with notebook 00 open. ``--instructor`` keeps nbgrader's tools."""
+    instructor = "--instructor" in args
+    args = [a for a in args if a != "--instructor"]
+    python = ensure_installed()
+    cmd, env = lab_command(python, args, instructor)
+    if "--allow-root" in cmd:
         print("[course] running as root: passing --allow-root to JupyterLab", flush=True)
-        cmd.insert(4, "--allow-root")
-    print(f"[course] starting JupyterLab on {ROOT} (stop it with Ctrl-C)", flush=True)
-    return subprocess.call(cmd, cwd=ROOT)
+    mode = (
+        "instructor mode: nbgrader's tools on"
+        if instructor
+        else "nbgrader's instructor tools hidden; --instructor shows them"
+    )
+    print(f"[course] starting JupyterLab on {ROOT} ({mode}); stop it with Ctrl-C", flush=True)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def test_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The pytest command line and environment: fast mode by default, ``--full`` for the notebooks in full mode."""
+    full = "--full" in args
+    args = [a for a in args if a != "--full"]
+    workers = "2" if (os.cpu_count() or 1) >= 2 else "1"
+    cmd = [str(python), "-m", "pytest", "-n", workers, "--dist", "loadfile", "--durations=8"]
+    if full:
+        env = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_SEED")}
+        env["COURSE_FAST"] = "0"
+        # Paths given after --full narrow the run (e.g. one notebook); otherwise every notebook.
+        paths = [] if any(not a.startswith("-") for a in args) else list(NOTEBOOK_FOLDERS)
+        return [*cmd, *args, *paths], env
+    return [*cmd, *args], dict(os.environ, COURSE_FAST="1")
+
+
+def ensure_browser() -> None:
+    """The first-hour test drives JupyterLab in a real browser (tests/test_lab_browser.py): install Debian's
+    chromium where root rights allow. Never fatal; without it that test skips (or fails under CI)."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    print("[course] installing chromium (for the browser test of JupyterLab) with apt-get", flush=True)
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        if subprocess.call(cmd, env=env, stdout=subprocess.DEVNULL) != 0:
+            print(f"[course] {' '.join(cmd)} failed: the browser test will skip", flush=True)
+            return
 
 
 def test(args: list[str]) -> int:
-    """Run the unit tests and every notebook under nbval in fast mode, in parallel."""
+    """Run the unit tests and every notebook under nbval in fast mode (``--full``: the notebooks in full mode)."""
     python = ensure_installed()
-    # The grading tests run student code in a bubblewrap sandbox: check it, installing Debian's
-    # package where root rights allow. Never fatal; without a sandbox those tests skip (or fail under CI).
-    subprocess.call([str(python), "-m", "course_grader", "setup-sandbox"], cwd=ROOT)
-    env = dict(os.environ, COURSE_FAST="1")
-    workers = "2" if (os.cpu_count() or 1) >= 2 else "1"
-    cmd = [str(python), "-m", "pytest", "-n", workers, "--dist", "loadfile", "--durations=8", *args]
-    print(f"[course] {' '.join(cmd[1:])}  (COURSE_FAST=1)", flush=True)
+    cmd, env = test_command(python, args)
+    if env["COURSE_FAST"] == "1":
+        # The grading tests run student code in a bubblewrap sandbox: check it, installing Debian's
+        # package where root rights allow. Never fatal; without a sandbox those tests skip (or fail under CI).
+        subprocess.call([str(python), "-m", "course_grader", "setup-sandbox"], cwd=ROOT)
+        ensure_browser()
+    mode = "COURSE_FAST=0: full mode, what students run" if env["COURSE_FAST"] == "0" else "COURSE_FAST=1"
+    print(f"[course] {' '.join(cmd[1:])}  ({mode})", flush=True)
     started = time.perf_counter()
     code = subprocess.call(cmd, cwd=ROOT, env=env)
     print(
-        f"[course] whole test suite: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores",
+        f"[course] whole test run: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores",
         flush=True,
     )
     return code

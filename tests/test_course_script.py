@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -102,18 +103,36 @@ def shell_blocks(markdown: str) -> list[str]:
     ]
 
 
-def test_readme_names_exactly_the_two_commands():
-    assert sorted(set(shell_blocks(README))) == sorted({LAB_COMMAND, TEST_COMMAND})
+README_COMMANDS = {LAB_COMMAND, f"{LAB_COMMAND} --instructor", TEST_COMMAND, f"{TEST_COMMAND} --full"}
 
 
-def test_ci_runs_the_readme_test_command_and_nothing_hidden():
+def test_readme_names_exactly_the_course_commands():
+    assert set(shell_blocks(README)) == README_COMMANDS
+
+
+def test_ci_runs_the_readme_test_commands_and_nothing_hidden():
     lines = [
         line.strip()
         for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
-    assert lines[-1] == f"exec {TEST_COMMAND}"
-    assert all(line.startswith(("set ", "cd ")) for line in lines[:-1]), lines
+    commands = [line.removeprefix("exec ") for line in lines if not line.startswith(("set ", "cd "))]
+    assert commands == [TEST_COMMAND, f"{TEST_COMMAND} --full"], lines
+    assert lines[-1].startswith("exec "), "the last command's exit code is CI's"
+
+
+def test_full_mode_runs_every_notebook_folder_without_fast_mode(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("COURSE_SEED", "3")
+    cmd, env = course.test_command("py", ["--full"])
+    assert env["COURSE_FAST"] == "0" and "COURSE_SEED" not in env, "full mode runs the notebooks' own seeds"
+    assert cmd[-len(course.NOTEBOOK_FOLDERS) :] == list(course.NOTEBOOK_FOLDERS) and "--full" not in cmd
+    for folder in course.NOTEBOOK_FOLDERS:
+        assert any((ROOT / folder).rglob("*.ipynb")), f"{folder}/ holds no notebook"
+    cmd, env = course.test_command("py", ["--full", "notebooks/00_rl_loop.ipynb"])
+    assert cmd[-1] == "notebooks/00_rl_loop.ipynb" and "notebooks" not in cmd, "a path given narrows the run"
+    cmd, env = course.test_command("py", ["-k", "x"])
+    assert env["COURSE_FAST"] == "1" and cmd[-2:] == ["-k", "x"]
 
 
 def free_port() -> int:
@@ -127,48 +146,78 @@ def get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def test_lab_command_serves_the_course(tmp_path):
-    """`python3 course.py lab` starts JupyterLab on the repository, with the course kernel."""
+def start_lab(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
     port, token = free_port(), "course-test-token"
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path))
     log_path = tmp_path / "lab.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "course.py",
-                "lab",
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
+                sys.executable, "course.py", "lab", *extra, "--no-browser", f"--port={port}",
+                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
             ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            get(f"{base}/api/status?token={token}")
+            return process, f"{base}/%s?token={token}", log_path
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_group(process)
+                pytest.fail(
+                    f"JupyterLab did not answer on port {port}:\n{log_path.read_text(errors='replace')[-3000:]}"
+                )
+            time.sleep(0.5)
+
+
+def page_config(html: bytes) -> dict:
+    """The JSON JupyterLab embeds in its page: which extensions load, which are disabled."""
+    match = re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, flags=re.S)
+    assert match, "no page config in JupyterLab's page"
+    return json.loads(match.group(1))
+
+
+def formgrader_status(url: str) -> int:
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                status, body = get(f"{base}/api/contents/notebooks?token={token}")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"JupyterLab did not answer on port {port}:\n{log_path.read_text(errors='replace')[-3000:]}"
-                    )
-                time.sleep(0.5)
-        assert status == 200
-        names = {item["name"] for item in json.loads(body)["content"]}
-        assert "00_rl_loop.ipynb" in names
-        status, page = get(f"{base}/lab?token={token}")
-        assert status == 200 and b"JupyterLab" in page
-        status, specs = get(f"{base}/api/kernelspecs?token={token}")
+        return get(url % "formgrader")[0]
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_lab_command_opens_notebook_00_for_students(tmp_path):
+    """`python3 course.py lab`: JupyterLab on the repository with the course kernel; the URL it prints
+    opens notebook 00; nbgrader's instructor tools and build folders are out of a student's sight."""
+    process, url, log_path = start_lab(tmp_path)
+    try:
+        status, body = get(url % "api/contents/notebooks")
+        assert status == 200 and "00_rl_loop.ipynb" in {item["name"] for item in json.loads(body)["content"]}
+        listing = {item["name"] for item in json.loads(get(url % "api/contents")[1])["content"]}
+        assert "notebooks" in listing and not any(name.endswith(".egg-info") for name in listing), listing
+        status, specs = get(url % "api/kernelspecs")
         assert course.KERNEL_NAME in json.loads(specs)["kernelspecs"], "the course kernel is not registered"
+
+        status, page = get(url % "lab")
+        assert status == 200 and b"JupyterLab" in page
+        config = page_config(page)
+        assert "@jupyter/nbgrader" in config["disabledExtensions"], "students should not see nbgrader's tools"
+        assert formgrader_status(url) == 404, "the formgrader must be off for students"
+
+        printed = re.findall(r"http://127\.0\.0\.1:\d+(/\S*)\?token=", log_path.read_text(errors="replace"))
+        assert printed and set(printed) == {f"/lab/tree/{course.FIRST_NOTEBOOK}"}, f"printed URLs: {printed}"
+    finally:
+        stop_group(process)
+
+
+def test_lab_command_with_instructor_flag_keeps_nbgrader(tmp_path):
+    process, url, _ = start_lab(tmp_path, "--instructor")
+    try:
+        config = page_config(get(url % "lab")[1])
+        assert "@jupyter/nbgrader" not in config["disabledExtensions"], "instructors need nbgrader's tools"
+        assert any(ext["name"] == "@jupyter/nbgrader" for ext in config["federated_extensions"])
+        assert formgrader_status(url) != 404, "the formgrader must be served in instructor mode"
     finally:
         stop_group(process)
 

@@ -10,20 +10,42 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from course_utils.lab import stored_language_info
+
 ROOT = Path(__file__).resolve().parent.parent
 LECTURE_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 TEMPLATE = ROOT / "templates" / "lecture_template.ipynb"
-ALL_NOTEBOOKS = sorted(
-    p
-    for folder in ("notebooks", "templates", "solutions", "assignments")
-    for p in (ROOT / folder).rglob("*.ipynb")
-    if ".ipynb_checkpoints" not in p.parts
-)
+FOLDERS = ("notebooks", "templates", "solutions", "assignments")
+
+
+def committed_notebooks() -> dict[Path, bytes | None]:
+    """Each notebook as it will be committed: its staged (git index) bytes, so that a student who saves an
+    executed notebook in the working copy breaks nothing. Outside a git checkout: the files themselves (None)."""
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files", "-s", "-z", "--", *(f"{folder}/*.ipynb" for folder in FOLDERS)],
+            cwd=ROOT, capture_output=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return {p: None for folder in FOLDERS for p in sorted((ROOT / folder).rglob("*.ipynb"))}
+    blobs = {}
+    for entry in filter(None, listing.split(b"\0")):
+        meta, name = entry.split(b"\t", 1)
+        blob = meta.split()[1].decode()
+        blobs[ROOT / name.decode()] = subprocess.run(
+            ["git", "cat-file", "blob", blob], cwd=ROOT, capture_output=True, check=True, timeout=60
+        ).stdout
+    return blobs
+
+
+COMMITTED = committed_notebooks()
+ALL_NOTEBOOKS = sorted(COMMITTED)
 KERNEL_NAME = "drl-course"
 FINAL_SECTIONS = ["Summary", "Exercises", "References"]
 
@@ -55,6 +77,8 @@ def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
         problems.append("the first code cell (setup) must show the switch on its own line: FAST = fast_mode()")
     if "notebook_setup(seed=" not in setup:
         problems.append("the setup cell must call notebook_setup(seed=...)")
+    if not re.search(r"^SEED = course_seed\(\d+\)", setup, flags=re.M):
+        problems.append("the setup cell must set SEED = course_seed(N), the seed COURSE_SEED can override")
     for i in code_cells[1:]:
         if "fast_mode()" in cells[i].source or "notebook_setup(" in cells[i].source:
             problems.append(f"cell {i}: only the setup cell may read the fast-mode switch or call notebook_setup")
@@ -99,10 +123,12 @@ def test_lecture_notebook_follows_the_skeleton(path):
     assert not problems, f"{path.name} departs from the skeleton:\n- " + "\n- ".join(problems)
 
 
-def storage_problems(path: Path) -> list[str]:
-    """What is wrong with how ``path`` is stored: unreadable, invalid, outputs kept, wrong kernel."""
+def storage_problems(path: Path, data: bytes | None = None) -> list[str]:
+    """What is wrong with how ``path`` is stored (``data``: its committed bytes, default the file): unreadable,
+    invalid, outputs kept, wrong kernel, or metadata that would mark it modified as soon as JupyterLab opens it."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        text = path.read_text() if data is None else data.decode()
+        nb = nbformat.reads(text, as_version=4)
     except (json.JSONDecodeError, nbformat.reader.NotJSONError, UnicodeDecodeError) as err:
         return [f"{path.name} is not valid notebook JSON ({type(err).__name__}: {str(err)[:200]})"]
     try:
@@ -113,18 +139,26 @@ def storage_problems(path: Path) -> list[str]:
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     if dirty:
         problems.append(
-            f"{path.name} is stored with outputs in cells {dirty}; clear them "
-            "(JupyterLab: Edit > Clear Outputs of All Cells) before committing"
+            f"{path.name} is committed with outputs in cells {dirty}; clear them (JupyterLab: Edit > Clear "
+            "Outputs of All Cells, or .venv/bin/pre-commit install to strip them on every commit)"
         )
     kernel = nb.metadata.get("kernelspec", {}).get("name")
     if kernel != KERNEL_NAME:
         problems.append(f"{path.name} uses kernel {kernel!r}; use {KERNEL_NAME!r}")
+    if nb.metadata.get("language_info") != stored_language_info():
+        problems.append(
+            f"{path.name}: metadata.language_info should be {stored_language_info()} (the kernel's, without the "
+            "Python version; see course_utils/lab.py), or JupyterLab marks the notebook modified when it opens"
+        )
     return problems
 
 
+# The checks above must catch what they claim to catch.
+
+
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=ids(ALL_NOTEBOOKS))
-def test_notebook_is_valid_and_stored_without_outputs(path):
-    problems = storage_problems(path)
+def test_notebook_is_valid_and_committed_without_outputs(path):
+    problems = storage_problems(path, COMMITTED[path])
     assert not problems, "\n".join(problems)
 
 
@@ -142,7 +176,7 @@ def notebook(*cells):
 GOOD = [
     "md:# Title\n\n**After this notebook you can**\n\n- a\n- b\n- c\n\n$$J = 1$$",
     "md:## Setup",
-    "FAST = fast_mode()\nDEVICE = notebook_setup(seed=0)",
+    "FAST = fast_mode()\nSEED = course_seed(0)\nDEVICE = notebook_setup(seed=SEED)",
     "md:## 1. Idea",
     "x = 1",
     "md:Explained.",
@@ -163,6 +197,7 @@ def test_skeleton_check_accepts_the_minimal_good_notebook():
         (lambda c: c.__setitem__(0, c[0].replace("- c\n", "")), "3 to 5 bullets"),
         (lambda c: c.__setitem__(0, c[0].replace("$$J = 1$$", "")), "key equation"),
         (lambda c: c.__setitem__(2, "DEVICE = notebook_setup(seed=0)"), "FAST = fast_mode()"),
+        (lambda c: c.__setitem__(2, "FAST = fast_mode()\nSEED = 0\nDEVICE = notebook_setup(seed=SEED)"), "course_seed"),
         (lambda c: c.__setitem__(4, "FAST = fast_mode()"), "only the setup cell"),
         (lambda c: c.__setitem__(4, "import sys; sys.path.append('..')"), "sys.path"),
         (lambda c: c.pop(7), "last three sections"),
@@ -183,13 +218,38 @@ def test_storage_check_reports_broken_and_dirty_notebooks(tmp_path):
 
     nb = notebook(*GOOD)
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "x", "language": "python"}
+    nb.metadata["language_info"] = stored_language_info()
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi")]
     dirty = tmp_path / "dirty.ipynb"
     nbformat.write(nb, dirty)
-    assert any("stored with outputs in cells [2]" in p for p in storage_problems(dirty))
+    assert any("committed with outputs in cells [2]" in p for p in storage_problems(dirty))
 
     nb.cells[2].outputs = []
     nb.metadata["kernelspec"]["name"] = "python3"
     other_kernel = tmp_path / "kernel.ipynb"
     nbformat.write(nb, other_kernel)
     assert storage_problems(other_kernel) == [f"kernel.ipynb uses kernel 'python3'; use '{KERNEL_NAME}'"]
+
+    nb.metadata["kernelspec"]["name"] = KERNEL_NAME
+    nb.metadata["language_info"]["version"] = "3.11.7"
+    versioned = tmp_path / "versioned.ipynb"
+    nbformat.write(nb, versioned)
+    assert any("marks the notebook modified" in p for p in storage_problems(versioned))
+
+
+def test_storage_check_reads_the_committed_bytes_not_the_working_copy(tmp_path):
+    """A student's executed, saved notebook does not fail the test command; a commit with outputs does."""
+    nb = notebook(*GOOD)
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "x", "language": "python"}
+    nb.metadata["language_info"] = stored_language_info()
+    clean = nbformat.writes(nb).encode()
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi")]
+    executed = tmp_path / "executed.ipynb"
+    nbformat.write(nb, executed)
+    assert storage_problems(executed, clean) == []
+    assert storage_problems(executed) != []
+
+
+def test_committed_notebooks_are_the_tracked_ones():
+    assert ROOT / "notebooks" / "00_rl_loop.ipynb" in COMMITTED
+    assert all(p.suffix == ".ipynb" and p.is_relative_to(ROOT) for p in COMMITTED)

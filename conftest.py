@@ -1,0 +1,29 @@
+"""Repository-wide pytest set-up: at the end of a run, each notebook's wall-clock time.
+
+nbval runs a notebook as one test per cell; this adds the cells' times (kernel start included)
+per notebook and prints them as a table, so `python3 course.py test --full` reports what each
+notebook costs a student. With two workers the notebooks share the CPU, so times are upper bounds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+_seconds: defaultdict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        _seconds[path] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _seconds:
+        return
+    mode = "fast" if os.environ.get("COURSE_FAST", "").strip().lower() in {"1", "true", "yes", "on"} else "full"
+    terminalreporter.section(f"notebook wall-clock, {mode} mode")
+    for path, seconds in sorted(_seconds.items()):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    terminalreporter.write_line(f"{sum(_seconds.values()):8.1f} s  in all ({len(_seconds)} notebooks)")
