@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import zipfile
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -197,15 +198,71 @@ def same_variance(
     return means_agree(da, db, alpha)
 
 
-def load_arrays(blob, name: str = "the returned weights") -> dict[str, np.ndarray]:
-    """Decode ``h.arrays(...)`` output (an .npz, loaded with pickle disabled) into a dict of arrays."""
+MAX_ARRAY_MEMBERS = 512
+MAX_ARRAY_BYTES = 256 * 2**20  # all arrays of one result together, decompressed
+
+
+def _npz_headers(zf, name: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Each member's key, shape, dtype and data size, read from the zip and .npy headers only (no array data)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ARRAY_MEMBERS:
+        raise Wrong(f"{name} holds {len(infos)} arrays, more than the {MAX_ARRAY_MEMBERS} the grader reads")
+    if sum(info.file_size for info in infos) > MAX_ARRAY_BYTES + 4096 * len(infos):
+        raise Wrong(f"{name} unpacks to more than {MAX_ARRAY_BYTES // 2**20} MB")
+    headers = {}
+    for info in infos:
+        key = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else None
+        if not key or key in headers or info.is_dir():
+            raise Wrong(f"{name}: the archive member {info.filename[:80]!r} is not one array")
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=4096)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=4096)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+        if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None:
+            raise Wrong(f"{name}: {key} is not numeric (dtype {dtype})")
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+        if size != info.file_size - offset:
+            raise Wrong(f"{name}: {key}'s header does not match its data")
+        headers[key] = (tuple(int(n) for n in shape), dtype, size)
+    return headers
+
+
+def load_arrays(blob, name: str = "the returned weights", expected: dict | None = None) -> dict[str, np.ndarray]:
+    """Decode ``h.arrays(...)`` output (an .npz) into a dict of arrays, checking before reading any data.
+
+    The zip's and each ``.npy``'s headers are read first: member names, numeric dtypes, shapes and the
+    decompressed size (at most ``MAX_ARRAY_BYTES``; the zip reader never returns more than a member's
+    declared size, so a small archive cannot expand in the grader's memory). With ``expected``
+    (``{key: shape}``) the keys and shapes must match exactly. Pickle stays disabled.
+    """
     if not isinstance(blob, dict) or not isinstance(blob.get("__npz__"), str):
         raise Wrong(f"{name}: expected tensors packed by the grader's driver, got {_describe(blob)}")
     try:
         data = base64.b64decode(blob["__npz__"], validate=True)
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, KeyError) as err:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            headers = _npz_headers(zf, name)
+            if expected is not None:
+                missing, extra = sorted(set(expected) - set(headers)), sorted(set(headers) - set(expected))
+                if missing or extra:
+                    raise Wrong(
+                        f"{name} does not fit the network: missing keys {missing[:5]}, unexpected keys {extra[:5]}"
+                    )
+                for key, shape in expected.items():
+                    if headers[key][0] != tuple(shape):
+                        raise Wrong(f"{name}: {key} has shape {headers[key][0]}, the network needs {tuple(shape)}")
+            arrays = {}
+            for key in headers:
+                with zf.open(key + ".npy") as f:
+                    arrays[key] = np.lib.format.read_array(f, allow_pickle=False, max_header_size=4096)
+            return arrays
+    except Wrong:
+        raise
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as err:
         raise Wrong(f"{name} could not be read as arrays ({type(err).__name__})") from None
 
 
@@ -218,11 +275,8 @@ def load_state_dict(blob, module, name: str = "the returned state_dict"):
     """
     import torch
 
-    arrays = load_arrays(blob, name)
     expected = module.state_dict()
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise Wrong(f"{name} does not fit the network: missing keys {missing[:5]}, unexpected keys {extra[:5]}")
+    arrays = load_arrays(blob, name, {key: tuple(ref.shape) for key, ref in expected.items()})
     tensors = {}
     for key, ref in expected.items():
         array = arrays[key]

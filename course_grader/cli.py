@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             failed = [s for s, r in results.items() if r["public"]["status"] == "grader-error"]
             if failed:
-                print(f"the grader failed on: {', '.join(failed)} (see instructor/private/)", file=sys.stderr)
+                print(
+                    f"grader errors for: {', '.join(sorted(failed))} -- the questions concerned scored 0 for now "
+                    "(tracebacks in instructor/private/)",
+                    file=sys.stderr,
+                )
             return 1 if failed else 0
         if args.command == "export":
             from .workflow import export

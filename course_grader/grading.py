@@ -11,6 +11,7 @@ failure becomes a per-question reason. Its result has two parts:
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import traceback
@@ -19,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from .checks import Verdict, Wrong
-from .notebooks import GradeCell, answer_cells, grade_cells, load_submission
+from .notebooks import GradeCell, Submission, answer_cells, grade_cells, load_submission
 from .sandbox import SandboxStatus
 from .spec import Assignment, SpecError
-from .supervisor import RunLimits, Step, run_steps
+from .supervisor import RunLimits, RunReport, Step, run_steps
+from .untrusted import clean
 
 
 def question_points(assignment: Assignment) -> dict[str, float]:
@@ -140,6 +142,26 @@ def grade_submission(
     steps, inputs = build_steps(assignment, submission.code_cells, seed, cell_timeout, question_timeout)
     private["inputs"] = inputs
     report = run_steps(steps, sandbox, fast=fast, limits=limits, preload=assignment.preload)
+    score_run(assignment, submission, inputs, report, points, manual, public, private)
+    return _finish(public, private, started)
+
+
+def score_run(
+    assignment: Assignment,
+    submission: Submission,
+    inputs: dict,
+    report: RunReport,
+    points: dict[str, float],
+    manual: list[GradeCell],
+    public: dict,
+    private: dict,
+) -> None:
+    """Fill ``public`` and ``private`` from the sandbox's ``report``: cells, checked questions, written answers.
+
+    A check that crashes scores 0 for its question (``grader-error``, traceback in ``private``) and
+    marks the whole submission ``grader-error`` with a problem naming the question, so that the
+    summary, the CSV's ``problems`` column and the CLI's exit code all show it.
+    """
     public["sandbox"] = report.sandbox
     public["restarts"] = report.restarts
     public["problems"].extend(report.problems)
@@ -167,7 +189,10 @@ def grade_submission(
             verdict = q.check(inputs[q.id], record.result)
             if not isinstance(verdict, Verdict):
                 raise TypeError(f"check returned {type(verdict).__name__}, not a Verdict")
-            fraction = min(1.0, max(0.0, float(verdict.fraction)))
+            fraction = float(verdict.fraction)
+            if not math.isfinite(fraction):
+                raise ValueError(f"check returned the fraction {verdict.fraction!r}")
+            fraction = min(1.0, max(0.0, fraction))
             status = "passed" if fraction == 1.0 else ("partial" if fraction > 0 else "failed")
             public["questions"][q.id] = _question_entry(q, points[q.id], fraction, status, verdict.messages)
             private["details"][q.id] = verdict.details
@@ -192,8 +217,15 @@ def grade_submission(
         else:
             entry = {"status": "needs manual grading", "answer": found[0]["source"]}
         public["manual"][m.grade_id] = {"points": m.points, **entry}
-    public["status"] = "graded"
-    return _finish(public, private, started)
+    crashed = [q for q, entry in public["questions"].items() if entry["status"] == "grader-error"]
+    if crashed:
+        public["status"] = "grader-error"
+        public["problems"].append(
+            f"grader error: the checks of {', '.join(crashed)} crashed, so they scored 0 for now; "
+            "your instructor has been told and will grade them by hand"
+        )
+    else:
+        public["status"] = "graded"
 
 
 def _question_entry(q, points: float, fraction: float, status: str, messages: list[str]) -> dict:
@@ -207,6 +239,7 @@ def _question_entry(q, points: float, fraction: float, status: str, messages: li
 
 
 def _finish(public: dict, private: dict, started: float) -> dict:
+    clean(public), clean(private)  # no student string can break writing the result anywhere
     public["score"] = round(sum(q["score"] for q in public["questions"].values()), 4)
     public["max_score"] = sum(q["points"] for q in public["questions"].values())
     public["seconds"] = round(time.monotonic() - started, 2)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from .untrusted import clean, has_surrogate_escape
+
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 MAX_CELLS = 2000
 
@@ -75,6 +77,8 @@ def load_submission(path: Path) -> Submission:
             f"the file is not valid notebook JSON{where} ({str(err)[:120]}); "
             "it was probably edited outside Jupyter or saved incompletely",
         )
+    if has_surrogate_escape(raw):  # "\ud800" escapes: strings no file can hold, replaced once, here
+        data = clean(data)
     if isinstance(data, dict) and "worksheets" in data:  # nbformat 3: convert, as Jupyter would
         try:
             data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))

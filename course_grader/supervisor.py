@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .sandbox import SandboxLimits, SandboxStatus, bubblewrap_command, sandbox_env
+from .untrusted import ReplyError, loads_limited
 
 RUNNER = Path(__file__).with_name("runner.py")
 MAX_REPLY_BYTES = 80 * 2**20
@@ -115,6 +116,7 @@ class _Sandbox:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
+        self.closed = False
 
     def send(self, message: dict) -> bool:
         try:
@@ -142,13 +144,14 @@ class _Sandbox:
                 return "garbage", None
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
+            return "ok", loads_limited(line)  # depth-limited, floats decoded, lone surrogates replaced
+        except ReplyError:
             return "garbage", None
-        return ("ok", message) if isinstance(message, dict) else ("garbage", None)
 
     def kill(self) -> None:
-        """Kill the sandbox: with --unshare-pid this takes every process inside with it."""
+        """Kill the sandbox: with --unshare-pid this takes every process inside with it. Safe to call twice."""
+        if self.closed:
+            return
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -160,6 +163,9 @@ class _Sandbox:
         self.close()
 
     def close(self, grace: float = 0.0) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.proc.stdin.close()
         except (OSError, ValueError):
@@ -178,16 +184,6 @@ class _Sandbox:
         self.proc.wait()
         self.selector.close()
         self.proc.stdout.close()
-
-
-def _decode_floats(value):
-    if isinstance(value, dict):
-        if set(value) == {"__float__"} and value["__float__"] in ("nan", "inf", "-inf"):
-            return float(value["__float__"])
-        return {k: _decode_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_floats(v) for v in value]
-    return value
 
 
 def run_steps(
@@ -241,46 +237,13 @@ def run_steps(
                 problems.append(f"stopped: the submission used up its total time of {limits.total_timeout:.0f} s")
                 break
             box = _Sandbox(cmd, cwd, proc_env, limits.sandbox, workdir / "stderr.txt")
-            state, hello = box.read(limits.startup_timeout)
-            if state != "ok" or not hello.get("ready"):
-                # No student code has run yet: this is the grading machine's problem, not the submission's.
-                box.kill()
-                detail = (workdir / "stderr.txt").read_text(errors="replace").strip()[-2000:]
-                raise SandboxStartError(
-                    f"the sandbox did not start ({state} after {limits.startup_timeout:.0f} s): "
-                    f"{detail or 'no error message'}"
-                )
-            finished = True
-            for i in plan:
-                step = steps[i]
-                budget = min(step.timeout, max(1.0, limits.total_timeout - (time.monotonic() - started)))
-                t0 = time.monotonic()
-                if not box.send({"step": i}):
-                    state, message = "eof", None
-                else:
-                    state, message = box.read(budget)
-                seconds = time.monotonic() - t0
-                if state == "ok" and message.get("step") != i:
-                    state = "garbage"
-                if state != "ok":
-                    box.kill()
-                    skipped.add(i)
-                    records[i] = _failure_record(step, state, budget, seconds)
-                    problems.append(f"{step.label}: {records[i].error}")
-                    finished = False
+            try:  # whatever happens below -- a reply that cannot be handled, a bug here -- the sandbox dies
+                finished = _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir)
+                if finished:
+                    box.close(grace=5.0)
                     break
-                if i not in records:  # a restart re-runs earlier cells: keep what the first run saw
-                    records[i] = StepRecord(
-                        status="ok" if message.get("status") == "ok" else "error",
-                        output=str(message.get("output", ""))[:50_000],
-                        error=None if message.get("error") is None else str(message["error"])[:20_000],
-                        result=_decode_floats(message.get("result")),
-                        seconds=seconds,
-                        missing=bool(message.get("missing")),
-                    )
-            if finished:
-                box.close(grace=5.0)
-                break
+            finally:
+                box.kill()
         for i, step in enumerate(steps):
             if i not in records:
                 records[i] = StepRecord(status="not-run", error="not run: the grader ran out of restarts or time")
@@ -289,6 +252,61 @@ def run_steps(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir) -> bool:
+    """Run the steps ``plan`` in the started sandbox ``box``; False when a step failed and the box must go."""
+    state, hello = box.read(limits.startup_timeout)
+    if state != "ok" or hello.get("ready") is not True:
+        # No student code has run yet: this is the grading machine's problem, not the submission's.
+        box.kill()
+        detail = (workdir / "stderr.txt").read_text(errors="replace").strip()[-2000:]
+        raise SandboxStartError(
+            f"the sandbox did not start ({state} after {limits.startup_timeout:.0f} s): {detail or 'no error message'}"
+        )
+    for i in plan:
+        step = steps[i]
+        budget = min(step.timeout, max(1.0, limits.total_timeout - (time.monotonic() - started)))
+        t0 = time.monotonic()
+        if not box.send({"step": i}):
+            state, message = "eof", None
+        else:
+            state, message = box.read(budget)
+        seconds = time.monotonic() - t0
+        record = None
+        if state == "ok":
+            try:  # anything odd in one reply is this submission's protocol error, never the grader's
+                record = _record(message, i, seconds)
+            except Exception:  # noqa: BLE001
+                record = None
+            if record is None:
+                state = "garbage"
+        if state != "ok":
+            box.kill()
+            skipped.add(i)
+            records[i] = _failure_record(step, state, budget, seconds)
+            problems.append(f"{step.label}: {records[i].error}")
+            return False
+        if i not in records:  # a restart re-runs earlier cells: keep what the first run saw
+            records[i] = record
+    return True
+
+
+def _record(message: dict, index: int, seconds: float) -> StepRecord | None:
+    """The record of step ``index`` from the runner's reply, or None if the reply does not fit the protocol."""
+    if message.get("step") != index or message.get("status") not in ("ok", "error"):
+        return None
+    output, error = message.get("output", ""), message.get("error")
+    if not isinstance(output, str) or not (error is None or isinstance(error, str)):
+        return None
+    return StepRecord(
+        status=message["status"],
+        output=output[:50_000],
+        error=None if error is None else error[:20_000],
+        result=message.get("result"),
+        seconds=seconds,
+        missing=message.get("missing") is True,
+    )
 
 
 def _failure_record(step: Step, state: str, budget: float, seconds: float) -> StepRecord:
