@@ -8,14 +8,21 @@ course_grader`` see the same folders and the same gradebook.
 from __future__ import annotations
 
 import os
-import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_NAME = "nbgrader_config.py"
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+MAX_STUDENT_ID = 100
+STUDENT_ID_PUNCTUATION = "_.@+-"
+
+
+def _id_character(char: str, first: bool) -> bool:
+    """Letters (with their combining marks) and digits of any script; ``_ . @ + -`` after the first."""
+    category = unicodedata.category(char)
+    return category[0] in "LN" or (not first and (category[0] == "M" or char in STUDENT_ID_PUNCTUATION))
 
 
 def load_nbgrader_config(root: Path):
@@ -76,12 +83,21 @@ class Course:
 
 
 def check_student_id(student: str) -> str:
-    if not STUDENT_ID.match(student) or ".." in student:
+    """``student`` in NFC if it is usable as a student id (and as a folder name), else ValueError.
+
+    Letters and digits of any script, then also ``_ . @ + -``; at most 100 characters, never
+    truncated; the whole string must match (a trailing newline or space is refused).
+    """
+    if not isinstance(student, str):
+        raise ValueError(f"{student!r} is not usable as a student id")
+    normal = unicodedata.normalize("NFC", student)
+    usable = bool(normal) and all(_id_character(c, i == 0) for i, c in enumerate(normal))
+    if not usable or ".." in normal or len(normal) > MAX_STUDENT_ID:
         raise ValueError(
             f"{student!r} is not usable as a student id: use letters, digits and . _ - @ + "
-            "(at most 100 characters, starting with a letter or digit)"
+            f"(at most {MAX_STUDENT_ID} characters, starting with a letter or digit)"
         )
-    return student
+    return normal
 
 
 def nbgrader_environment() -> None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
+import unicodedata
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -31,11 +34,12 @@ from . import feedback as feedback_html
 from .course import Course, check_student_id
 from .gradebook import record, scores, utc_timestamp
 from .grading import grade_submission, manual_cells, question_points
-from .notebooks import load_submission
+from .notebooks import MAX_NOTEBOOK_BYTES, load_submission
 from .release import ensure_in_gradebook
 from .sandbox import SANDBOX_MODES, probe_bubblewrap
 from .spec import Assignment, load_assignment
 from .supervisor import RunLimits
+from .untrusted import clean, clean_text, sanitize_html, sanitize_markdown
 
 
 class GradingRefused(RuntimeError):
@@ -44,7 +48,18 @@ class GradingRefused(RuntimeError):
 
 # ----------------------------------------------------------------------------- collect
 
-DEFAULT_PATTERN = r"^(?P<student_id>[A-Za-z0-9][A-Za-z0-9.@+-]*)"
+# The id is everything before the first "_" (or the whole name), letters and digits of any script; a name
+# whose id part holds anything else (a space, a tilde) matches nothing rather than being cut short.
+DEFAULT_PATTERN = r"^(?P<student_id>[^\W_](?:[^\W_]|[.@+-])*?)(?:_.*)?\.ipynb$"
+MAX_SUBMISSION_BYTES = MAX_NOTEBOOK_BYTES
+MAX_ARCHIVE_BYTES = 2 * 2**30
+MAX_ARCHIVE_MEMBERS = 20_000
+MAX_FOLDER_DEPTH = 8
+_IGNORED = ("__MACOSX", ".ipynb_checkpoints")
+
+
+class _NotCollected(Exception):
+    """One entry of the download cannot be collected; the message says why (it is skipped, not fatal)."""
 
 
 def collect(course: Course, assignment: str, source: Path, pattern: str = DEFAULT_PATTERN, log=print) -> dict:
@@ -54,82 +69,267 @@ def collect(course: Course, assignment: str, source: Path, pattern: str = DEFAUL
     from the file name by ``pattern`` (a regex with a ``student_id`` group;
     default: everything before the first ``_``), or one sub-folder per
     student id holding the notebook. Returns ``{"collected": [...], "skipped": [...]}``.
+
+    Only regular files are read: symbolic links (wherever they point), FIFOs, devices and sockets are
+    skipped and reported, and nothing is opened through a link, so nothing outside ``source`` is ever
+    read. Each bad entry is skipped with its reason; the others are collected. Ids must match whole
+    (``check_student_id``), are kept in NFC and never shortened.
     """
     spec = load_assignment(course.solutions, assignment, course.assignments)
     regex = re.compile(pattern)
     if "student_id" not in regex.groupindex:
         raise ValueError(f"the pattern {pattern!r} needs a named group (?P<student_id>...)")
     source = Path(source)
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="course-collect-") as tmp:
-        if source.is_file() and source.suffix == ".zip":
-            source = _safe_unzip(source, Path(tmp))
+        if source.suffix == ".zip" and source.is_file():
+            source = _safe_unzip(source, Path(tmp), skipped, assignment)
         if not source.is_dir():
             raise ValueError(f"{source} is neither a folder nor a .zip file of submissions")
-        found: dict[str, list[Path]] = {}
-        skipped = []
-        for path in sorted(source.iterdir()):
-            if path.name.startswith("."):
-                continue
-            if path.is_dir():
-                notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-                student = path.name
-            elif path.suffix == ".ipynb":
-                match = regex.search(path.name)
-                notebooks, student = [path], match.group("student_id") if match else None
-            else:
-                skipped.append(f"{path.name}: not a notebook")
-                continue
-            if student is None:
-                skipped.append(f"{path.name}: no student id matches {pattern!r}")
-                continue
-            try:
-                check_student_id(student)
-            except ValueError as err:
-                skipped.append(f"{path.name}: {err}")
-                continue
-            if not notebooks:
-                skipped.append(f"{path.name}: contains no .ipynb file")
-                continue
-            found.setdefault(student, []).extend(notebooks)
-        collected = []
-        for student, notebooks in sorted(found.items()):
-            if len(notebooks) > 1:
-                named = [p for p in notebooks if p.name == spec.notebook]
-                if len(named) != 1:
-                    skipped.append(
-                        f"{student}: {len(notebooks)} notebooks ({', '.join(p.name for p in notebooks[:4])}); "
-                        f"keep only {spec.notebook}"
-                    )
+        root_fd = os.open(source.resolve(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            found = _find_submissions(root_fd, regex, pattern, skipped)
+            collected = []
+            for student, notebooks in sorted(found.items()):
+                if len(notebooks) > 1:
+                    named = [p for p in notebooks if p[-1] == spec.notebook]
+                    if len(named) != 1:
+                        shown = ", ".join("/".join(p) for p in notebooks[:4])
+                        skipped.append(f"{student}: {len(notebooks)} notebooks ({shown}); keep only {spec.notebook}")
+                        continue
+                    notebooks = named
+                try:
+                    data, mtime = _read_regular(root_fd, notebooks[0], MAX_SUBMISSION_BYTES)
+                except _NotCollected as err:
+                    skipped.append(f"{'/'.join(notebooks[0])}: {err}")
                     continue
-                notebooks = named
-            dest = course.submission_dir(student, assignment)
-            if dest.exists():
-                shutil.rmtree(dest)
-            dest.mkdir(parents=True)
-            shutil.copyfile(notebooks[0], dest / spec.notebook)
-            (dest / "timestamp.txt").write_text(utc_timestamp(notebooks[0].stat().st_mtime) + "\n")
-            collected.append(student)
+                dest = course.submission_dir(student, assignment)
+                if dest.exists():
+                    shutil.rmtree(dest)
+                dest.mkdir(parents=True)
+                (dest / spec.notebook).write_bytes(data)
+                (dest / "timestamp.txt").write_text(utc_timestamp(mtime) + "\n")
+                collected.append(student)
+        finally:
+            os.close(root_fd)
     log(f"collected {len(collected)} submission(s) of {assignment} into {course.submitted}")
     for line in skipped:
-        log(f"  skipped {line}")
+        log(f"  skipped {_printable(line)}")
     return {"collected": collected, "skipped": skipped}
 
 
-def _safe_unzip(archive: Path, into: Path) -> Path:
-    """Extract ``archive`` refusing absolute paths and ``..`` (zip-slip) and huge members."""
-    with zipfile.ZipFile(archive) as zf:
+def _printable(text: str) -> str:
+    return clean_text(text).encode("unicode_escape" if not text.isprintable() else "utf-8").decode("utf-8")
+
+
+def _kind(mode: int) -> str | None:
+    """Why a file of this mode is not collected (None: a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (only regular files are collected)"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file (a FIFO, device or socket)"
+
+
+def _entries(dir_fd: int) -> list[tuple[str, int]]:
+    """The entries of an open folder, sorted, with their own modes (links not followed), hidden ones left out."""
+    out = []
+    for name in sorted(os.listdir(dir_fd)):
+        if name.startswith(".") or name in _IGNORED:
+            continue
+        try:
+            out.append((name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode))
+        except OSError:
+            continue
+    return out
+
+
+def _open_folder(dir_fd: int, name: str) -> int:
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _find_submissions(root_fd: int, regex, pattern: str, skipped: list[str]) -> dict[str, list[tuple[str, ...]]]:
+    """Student id -> the notebooks found for them, as paths (tuples of names) below the source folder."""
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for name, mode in _entries(root_fd):
+        shown = _printable(name)
+        if stat.S_ISDIR(mode):
+            student = unicodedata.normalize("NFC", name)
+            notebooks: list[tuple[str, ...]] = []
+            try:
+                fd = _open_folder(root_fd, name)
+            except OSError as err:
+                skipped.append(f"{shown}: cannot be opened ({err.strerror})")
+                continue
+            try:
+                _notebooks_below(fd, (name,), notebooks, skipped, 1)
+            finally:
+                os.close(fd)
+        elif name.endswith(".ipynb"):
+            problem = _kind(mode)
+            if problem:
+                skipped.append(f"{shown}: {problem}")
+                continue
+            match = regex.search(unicodedata.normalize("NFC", name))
+            if match is None or match.group("student_id") is None:
+                skipped.append(f"{shown}: no student id matches {pattern!r}")
+                continue
+            student, notebooks = match.group("student_id"), [(name,)]
+        else:
+            problem = _kind(mode)
+            skipped.append(f"{shown}: {problem}" if problem else f"{shown}: not a notebook")
+            continue
+        try:
+            student = check_student_id(student)
+        except ValueError as err:
+            skipped.append(f"{shown}: {err}")
+            continue
+        if not notebooks:
+            skipped.append(f"{shown}: contains no .ipynb file")
+            continue
+        found.setdefault(student, []).extend(notebooks)
+    return found
+
+
+def _notebooks_below(dir_fd: int, path: tuple[str, ...], found: list, skipped: list[str], depth: int) -> None:
+    if depth > MAX_FOLDER_DEPTH:
+        skipped.append(f"{_printable('/'.join(path))}: folders nested too deeply")
+        return
+    for name, mode in _entries(dir_fd):
+        here = (*path, name)
+        if stat.S_ISDIR(mode):
+            try:
+                fd = _open_folder(dir_fd, name)
+            except OSError as err:
+                skipped.append(f"{_printable('/'.join(here))}: cannot be opened ({err.strerror})")
+                continue
+            try:
+                _notebooks_below(fd, here, found, skipped, depth + 1)
+            finally:
+                os.close(fd)
+        elif name.endswith(".ipynb") or not stat.S_ISREG(mode):
+            problem = _kind(mode)
+            if problem:
+                skipped.append(f"{_printable('/'.join(here))}: {problem}")
+            else:
+                found.append(here)
+
+
+def _read_regular(root_fd: int, path: tuple[str, ...], limit: int) -> tuple[bytes, float]:
+    """The bytes and mtime of the regular file ``path`` below ``root_fd``, never following a link.
+
+    Each folder is opened with O_NOFOLLOW and the file is checked with lstat before it is opened
+    (O_NOFOLLOW | O_NONBLOCK, so a FIFO swapped in cannot block), then again with fstat.
+    """
+    fds = []
+    try:
+        parent = root_fd
+        for name in path[:-1]:
+            parent = _open_folder(parent, name)
+            fds.append(parent)
+        problem = _kind(os.stat(path[-1], dir_fd=parent, follow_symlinks=False).st_mode)
+        if problem:
+            raise _NotCollected(problem)
+        fd = os.open(path[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+        fds.append(fd)
+        info = os.fstat(fd)
+        problem = _kind(info.st_mode)
+        if problem:
+            raise _NotCollected(problem)
+        if info.st_size > limit:
+            raise _NotCollected(f"{info.st_size / 2**20:.0f} MB, more than the {limit // 2**20} MB the grader accepts")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise _NotCollected(f"more than the {limit // 2**20} MB the grader accepts")
+        return b"".join(chunks), info.st_mtime
+    except OSError as err:
+        raise _NotCollected(f"cannot be read ({err.strerror or err})") from None
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def _member_parts(name: str) -> tuple[str, ...] | None:
+    """The path of a zip member as folder names, or None if it is absolute or climbs out (zip-slip)."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or "\x00" in name or re.match(r"[A-Za-z]:", name):
+        return None
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    return None if any(p == ".." for p in parts) else parts
+
+
+def _safe_unzip(archive: Path, into: Path, skipped: list[str], assignment: str) -> Path:
+    """Extract the regular files of ``archive`` into ``into``, skipping (and reporting) each unsafe member.
+
+    Refused members: absolute or ``..`` paths (zip-slip), symbolic links and other special files,
+    members over the notebook size limit, anything past 2 GB or 20,000 members in all. Only each
+    member's declared size is ever read. Returns the folder to collect from: ``into``, or the archive's
+    single top folder when that folder holds per-student folders (a "download all" archive).
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{archive.name} is not a readable .zip file ({err})") from None
+    with zf:
         total = 0
-        for info in zf.infolist():
-            target = (into / info.filename).resolve()
-            if not str(target).startswith(str(into.resolve()) + "/") and target != into.resolve():
-                raise ValueError(f"{archive.name} contains an unsafe path {info.filename!r}")
+        infos = zf.infolist()
+        if len(infos) > MAX_ARCHIVE_MEMBERS:
+            skipped.append(f"{archive.name}: only the first {MAX_ARCHIVE_MEMBERS} of {len(infos)} members are read")
+        for info in infos[:MAX_ARCHIVE_MEMBERS]:
+            shown = f"{archive.name}:{_printable(info.filename)}"
+            parts = _member_parts(info.filename)
+            if not parts:
+                if parts is None:
+                    skipped.append(f"{shown}: an unsafe path (absolute or with ..)")
+                continue
+            mode = info.external_attr >> 16
+            if info.is_dir():
+                continue  # folders are made for the notebooks they hold
+            if mode and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+                skipped.append(f"{shown}: {_kind(mode)}")
+                continue
+            if not parts[-1].endswith(".ipynb") or parts[0] in _IGNORED or any(p.startswith(".") for p in parts):
+                continue  # not a notebook: never extracted
+            if info.file_size > MAX_SUBMISSION_BYTES:
+                skipped.append(f"{shown}: more than the {MAX_SUBMISSION_BYTES // 2**20} MB the grader accepts")
+                continue
             total += info.file_size
-            if total > 2 * 2**30:
-                raise ValueError(f"{archive.name} unpacks to more than 2 GB")
-        zf.extractall(into)
-    entries = [p for p in into.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    # A zip of one folder (the usual "download all" archive): look inside it.
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else into
+            if total > MAX_ARCHIVE_BYTES:
+                skipped.append(f"{shown}: the archive unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB")
+                continue
+            target = into.joinpath(*parts)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "xb") as dst:  # "x": two members, one path
+                    shutil.copyfileobj(src, dst)  # the zip reader stops at the declared size
+            except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as err:
+                skipped.append(f"{shown}: cannot be extracted ({type(err).__name__})")
+                target.unlink(missing_ok=True)
+    entries = [p for p in into.iterdir() if not p.name.startswith(".") and p.name not in _IGNORED]
+    if len(entries) == 1 and entries[0].is_dir() and _holds_student_folders(entries[0], assignment):
+        return entries[0]
+    return into
+
+
+def _holds_student_folders(folder: Path, assignment: str) -> bool:
+    """Is ``folder`` a course's "download all" wrapper, holding one sub-folder of notebooks per student?
+
+    A single student's folder holds their notebook directly, or inside a folder named after the
+    assignment (nbgrader's ``<student>/<assignment>/`` layout): that is the student, not a course.
+    """
+    return any(
+        p.is_dir() and not p.is_symlink() and p.name != assignment and any(p.rglob("*.ipynb"))
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.name not in _IGNORED
+    )
 
 
 # ----------------------------------------------------------------------------- autograde
@@ -233,7 +433,7 @@ def autograde(
         except Exception as err:  # noqa: BLE001 - a grader failure on one submission must not stop the rest
             import traceback
 
-            return _grader_failure(spec, f"{type(err).__name__}: {err}", traceback.format_exc())
+            return clean(_grader_failure(spec, f"{type(err).__name__}: {err}", traceback.format_exc()))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(one, s): s for s in ids}
@@ -251,9 +451,17 @@ def autograde(
                 )
             p = result["public"]
             log(
-                f"  {student:<20} {p['score']:6g} / {p['max_score']:g}  {p['status']:<8} {p['seconds']:6.1f} s"
-                + (f"  ({len(p['problems'])} problem(s): {p['problems'][0][:60]})" if p["problems"] else "")
+                clean_text(
+                    f"  {student:<20} {p['score']:6g} / {p['max_score']:g}  {p['status']:<8} {p['seconds']:6.1f} s"
+                    + (f"  ({len(p['problems'])} problem(s): {p['problems'][-1][:80]})" if p["problems"] else "")
+                )
             )
+    crashed = sorted(s for s, r in results.items() if r["public"]["status"] == "grader-error")
+    if crashed:
+        log(
+            f"GRADER ERRORS for {len(crashed)} submission(s): {', '.join(crashed)} -- the questions concerned scored 0 "
+            f"for now; tracebacks in {course.autograded.parent / 'private' / assignment}"
+        )
     return results
 
 
@@ -316,20 +524,22 @@ def autograded_notebook(release_nb: Path, submitted: Path, public: dict) -> nbfo
     outputs = {c["index"]: c for c in public.get("cells", [])}
     used: set[str] = set()
     if submission.problem:
-        nb.cells.append(nbformat.v4.new_markdown_cell(f"**Not graded:** {submission.problem}"))
+        nb.cells.append(nbformat.v4.new_markdown_cell(sanitize_markdown(f"**Not graded:** {submission.problem}")))
     for cell in submission.cells:
         gid = cell["grade_id"] if cell["grade_id"] in by_id and cell["grade_id"] not in used else None
         ref = by_id.get(gid)
         if ref is not None and ref.cell_type != cell["cell_type"]:
             gid, ref = None, None
-        source = ref.source if ref is not None and ref.metadata["nbgrader"].get("locked") else cell["source"]
-        new = (
-            nbformat.v4.new_code_cell(source)
-            if cell["cell_type"] == "code"
-            else nbformat.v4.new_markdown_cell(source)
-            if cell["cell_type"] == "markdown"
-            else nbformat.v4.new_raw_cell(source)
-        )
+        locked = ref is not None and ref.metadata["nbgrader"].get("locked")
+        source = ref.source if locked else cell["source"]
+        # formgrader renders Markdown (raw HTML included) and raw cells into the instructor's page:
+        # the student's own are sanitized (no scripts, event handlers or javascript: links)
+        if cell["cell_type"] == "code":
+            new = nbformat.v4.new_code_cell(source)
+        elif cell["cell_type"] == "markdown":
+            new = nbformat.v4.new_markdown_cell(source if locked else sanitize_markdown(source))
+        else:
+            new = nbformat.v4.new_raw_cell(source if locked else sanitize_html(source))
         if ref is not None:
             new.metadata["nbgrader"] = dict(ref.metadata["nbgrader"])
             used.add(gid)
@@ -384,8 +594,17 @@ def export(course: Course, assignment: str, output: Path | None = None, log=prin
     header = ["student_id", *points, *written, "total", "max_score", "status", "ungraded", "problems"]
     rows = []
     for student in sorted(p.parent.parent.name for p in course.autograded.glob(f"*/{assignment}/result.json")):
-        public = json.loads((course.autograded_dir(student, assignment) / "result.json").read_text())
-        current = scores(course, assignment, notebook_id, student)
+        try:
+            public, current = (
+                _stored_result(course, assignment, student),
+                scores(course, assignment, notebook_id, student),
+            )
+        except Exception as err:  # noqa: BLE001 - one unreadable result must not stop the others' rows
+            log(f"  {clean_text(student)}: result not readable ({type(err).__name__}); row marked")
+            rows.append(
+                {"student_id": clean_text(student), "status": "unreadable", "problems": f"{type(err).__name__}"}
+            )
+            continue
         row = {"student_id": student}
         total, ungraded = 0.0, []
         for gid in [*points, *written]:
@@ -403,10 +622,10 @@ def export(course: Course, assignment: str, output: Path | None = None, log=prin
             max_score=f"{sum(points.values()) + sum(m.points for m in manual_cells(spec)):g}",
             status=public["status"],
             ungraded=";".join(ungraded),
-            problems=" | ".join(p.replace("\n", " ")[:200] for p in public.get("problems", [])),
+            problems=" | ".join(str(p).replace("\n", " ")[:200] for p in public.get("problems", [])),
         )
         rows.append(row)
-    with output.open("w", newline="") as f:
+    with output.open("w", newline="", encoding="utf-8", errors="replace") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
@@ -423,15 +642,24 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
         graded = [s for s in graded if s in set(students)]
     written = []
     for student in graded:
-        public = json.loads((course.autograded_dir(student, assignment) / "result.json").read_text())
-        page = feedback_html.render(student, assignment, public, scores(course, assignment, notebook_id, student))
-        out = course.feedback_dir(student, assignment)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{notebook_id}.html"
-        path.write_text(page)
+        try:
+            public = _stored_result(course, assignment, student)
+            page = feedback_html.render(student, assignment, public, scores(course, assignment, notebook_id, student))
+            out = course.feedback_dir(student, assignment)
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"{notebook_id}.html"
+            path.write_text(clean_text(page), encoding="utf-8")
+        except Exception as err:  # noqa: BLE001 - one student's broken result must not stop the others' feedback
+            log(f"  {clean_text(student)}: no feedback written ({type(err).__name__}: {clean_text(str(err))[:200]})")
+            continue
         written.append(path)
     log(f"wrote feedback for {len(written)} student(s) into {course.feedback}")
     return written
+
+
+def _stored_result(course: Course, assignment: str, student: str) -> dict:
+    """A student's ``result.json``, every string cleaned (results written before this check may hold "\\ud800")."""
+    return clean(json.loads((course.autograded_dir(student, assignment) / "result.json").read_text(encoding="utf-8")))
 
 
 def validate(notebook: Path, log=print) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -14,6 +15,7 @@ import torch
 
 from course_grader.checks import (
     Rubric,
+    Verdict,
     Wrong,
     as_array,
     load_arrays,
@@ -180,7 +182,7 @@ def test_broken_submissions_are_reported_not_raised(tmp_path):
 
 def test_student_ids_are_checked():
     assert check_student_id("anna.s-2") == "anna.s-2"
-    for bad in ("../x", "", "a/b", ".hidden", "x" * 200):
+    for bad in ("../x", "", "a/b", ".hidden", "x" * 200, "alice\n"):
         with pytest.raises(ValueError):
             check_student_id(bad)
 
@@ -208,10 +210,104 @@ def test_collect_reads_folders_and_file_names_and_refuses_unsafe_zips(tmp_path):
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("../../escaped.ipynb", "{}")
-    with pytest.raises(ValueError, match="unsafe path"):
-        collect(course, name, archive, log=lambda *a: None)
+        zf.writestr("/abs/olga.ipynb", "{}")
+        zf.writestr("carl/a1_score_function.ipynb", '{"carl": 1}')
+    result = collect(course, name, archive, log=lambda *a: None)  # one bad member is skipped, never fatal
+    assert result["collected"] == ["carl"], "a zip holding one student's folder is that student"
+    assert sum("unsafe path" in line for line in result["skipped"]) == 2, result["skipped"]
+    assert not (tmp_path / "escaped.ipynb").exists() and not (tmp_path.parent / "escaped.ipynb").exists()
     with pytest.raises(ValueError, match="student_id"):
         collect(course, name, downloads, pattern=r"^(\w+)", log=lambda *a: None)
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (instead of hanging the suite) if collecting blocks, e.g. on a FIFO."""
+    import signal
+
+    def expire(*_):
+        raise TimeoutError("collect blocked")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_collect_reads_regular_files_only_and_never_leaves_the_folder(tmp_path, no_hang):
+    import os
+    import unicodedata
+
+    course = _course_copy(tmp_path / "course")
+    name = "a1_score_function"
+    solution = course.solutions / name / "a1_score_function.ipynb"
+    downloads = tmp_path / "downloads"
+    (downloads / "anna").mkdir(parents=True)
+    (downloads / "anna" / "a1_score_function.ipynb").write_text('{"anna": 1}')
+    (downloads / "eve").mkdir()
+    (downloads / "eve" / "a1_score_function.ipynb").symlink_to(solution)  # full marks from the solutions
+    (downloads / "mallory").symlink_to(downloads / "anna", target_is_directory=True)  # another student's work
+    (downloads / "zero_a1.ipynb").symlink_to("/dev/zero")  # never ends
+    os.mkfifo(downloads / "fifo_a1.ipynb")  # blocks a reader forever
+    (downloads / "dan").mkdir()
+    os.mkfifo(downloads / "dan" / "a1_score_function.ipynb")
+    (downloads / "alice\n").mkdir()
+    (downloads / "alice\n" / "a1.ipynb").write_text("{}")
+    nfd = unicodedata.normalize("NFD", "zoë")
+    (downloads / nfd).mkdir()
+    (downloads / nfd / "a1.ipynb").write_text('{"zoe": 1}')
+    (downloads / "李明_a1.ipynb").write_text('{"li": 1}')
+    (downloads / "anna smith_a1.ipynb").write_text("{}")  # not "anna": an id is never cut short
+    (downloads / ("é" * 101)).mkdir()
+    (downloads / ("é" * 101) / "a1.ipynb").write_text("{}")
+    result = collect(course, name, downloads, log=lambda *a: None)
+    assert sorted(result["collected"]) == sorted(["anna", "zoë", "李明"]), result
+    skipped = "\n".join(result["skipped"])
+    for who in ("eve/", "mallory", "zero_a1", "fifo_a1", "dan/", "alice\\n:", "anna smith", "é" * 101):
+        assert who in skipped, f"{who!r} not reported: {skipped}"
+    assert "symbolic link" in skipped and "not a regular file" in skipped
+    assert not course.submission_dir("eve", name).exists() and not course.submission_dir("mallory", name).exists()
+    assert course.submission_dir("zoë", name).is_dir() and unicodedata.is_normalized("NFC", "zoë")
+    assert not any(p.name.startswith("alice") for p in course.submitted.iterdir())
+    assert not course.submission_dir("é" * 100, name).exists()
+    assert (course.submission_dir("anna", name) / "a1_score_function.ipynb").read_text() == '{"anna": 1}'
+
+
+def test_collect_from_zips_skips_links_and_oversized_members_and_unwraps_only_course_folders(tmp_path, monkeypatch):
+    import stat
+
+    from course_grader import workflow
+
+    course = _course_copy(tmp_path / "course")
+    name = "a1_score_function"
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("export/anna/a1_score_function.ipynb", '{"anna": 1}')
+        zf.writestr("export/ben/a1_score_function.ipynb", '{"ben": 1}')
+        link = zipfile.ZipInfo("export/eve/a1_score_function.ipynb")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "../../../solutions/a1_score_function/a1_score_function.ipynb")
+        zf.writestr("export/carl/a1_score_function.ipynb", "{" + " " * 4000 + "}")
+    monkeypatch.setattr(workflow, "MAX_SUBMISSION_BYTES", 1000)
+    result = collect(course, name, archive, log=lambda *a: None)
+    assert result["collected"] == ["anna", "ben"], "the 'download all' folder is unwrapped"
+    skipped = "\n".join(result["skipped"])
+    assert "eve" in skipped and "symbolic link" in skipped and "carl" in skipped and "MB" in skipped
+    single = tmp_path / "one.zip"
+    with zipfile.ZipFile(single, "w") as zf:
+        zf.writestr("dora/a1_score_function/a1_score_function.ipynb", "{}")
+    assert collect(course, name, single, log=lambda *a: None)["collected"] == ["dora"]
+
+
+def test_student_ids_match_whole_and_keep_unicode():
+    import unicodedata
+
+    assert check_student_id(unicodedata.normalize("NFD", "zoë")) == "zoë"
+    assert check_student_id("李明") == "李明" and check_student_id("हिन्दी") == "हिन्दी"
+    for bad in ("alice\n", "alice ", " alice", "a\u200bb", "\udcff", "é" * 101):
+        with pytest.raises(ValueError):
+            check_student_id(bad)
 
 
 # ----------------------------------------------------------------------------- release and specs
@@ -317,3 +413,232 @@ def test_trained_weights_can_be_evaluated_in_an_environment_the_grader_controls(
     assert 1 <= mean <= 500 and std >= 0
     with pytest.raises(Wrong, match="missing keys|shape"):
         load_state_dict(_blob(student.state_dict()), CategoricalPolicy(4, 2, hidden=(16,)))
+
+
+# ----------------------------------------------------------------------------- grader robustness
+
+
+def test_replies_are_decoded_iteratively_with_a_depth_limit():
+    from course_grader.untrusted import ReplyError, json_depth, loads_limited
+
+    assert json_depth(b'{"a": [1, "[[[\\"[", {"b": [[2]]}]}') == 5
+    with pytest.raises(ReplyError, match="nested"):
+        loads_limited(b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(ReplyError):
+        loads_limited(b"[1, 2]")
+    message = loads_limited(
+        b'{"r": [{"__float__": "nan"}, {"k": {"__float__": "-inf"}}], "o": "a\\ud800b\\ud83d\\ude00"}'
+    )
+    assert np.isnan(message["r"][0]) and message["r"][1]["k"] == -np.inf
+    assert message["o"] == "a\ufffdb\U0001f600", "a lone surrogate is replaced, a valid pair kept"
+
+
+CPU_HOG_AFTER_A_DEEP_REPLY = """import os, stat, time
+open({pidfile!r}, "w").write(str(os.getpid()))
+deep = b'{{"step": 0, "status": "ok", "output": "", "error": null, "result": ' + b"[" * 900 + b"]" * 900 + b'}}\\n'
+for fd in range(3, 64):
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, deep)
+    except OSError:
+        pass
+while True:   # a CPU hog that must not outlive grading
+    pass"""
+
+
+def test_a_reply_the_grader_cannot_handle_is_a_protocol_error_and_the_sandbox_dies(tmp_path):
+    import os
+    import time
+
+    from course_grader.supervisor import RunLimits, Step, run_steps
+
+    pidfile = tmp_path / "pid"
+    steps = [Step("cell", 20.0, source=CPU_HOG_AFTER_A_DEEP_REPLY.format(pidfile=str(pidfile)), label="cell 1")]
+    report = run_steps(steps, None, limits=RunLimits(max_restarts=0))
+    assert report.records[0].status == "protocol", report.records[0]
+    pid = int(pidfile.read_text())
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def _npz(**arrays) -> dict:
+    import base64
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return {"__npz__": base64.b64encode(buffer.getvalue()).decode()}
+
+
+def test_weights_are_checked_from_the_archive_headers_before_any_data_is_read(monkeypatch):
+    from course_grader import checks
+
+    small = _npz(w=np.zeros((2, 3)))
+    assert load_arrays(small)["w"].shape == (2, 3)
+    monkeypatch.setattr(checks, "MAX_ARRAY_BYTES", 2**20)
+    bomb = _npz(w=np.zeros(4 * 2**20 // 8))  # 4 MB of zeros packs into a few kB
+    assert len(bomb["__npz__"]) < 20_000
+    with pytest.raises(Wrong, match="unpacks to more than"):
+        load_arrays(bomb)
+    with pytest.raises(Wrong, match="shape"):
+        load_arrays(small, expected={"w": (3, 2)})
+    with pytest.raises(Wrong, match="missing keys"):
+        load_arrays(small, expected={"v": (2, 3)})
+    with pytest.raises(Wrong, match="not numeric"):
+        load_arrays(_npz(s=np.array(["text"])))
+
+
+def _fake_assignment(check):
+    from course_grader.spec import Assignment, Question
+
+    return Assignment(
+        "x.ipynb",
+        [
+            Question("crashes", driver="", make_inputs=lambda rng: {}, check=check),
+            Question("fine", driver="", make_inputs=lambda rng: {}, check=lambda inputs, result: Verdict(1.0, ["✓"])),
+        ],
+        name="fake",
+    )
+
+
+def test_a_crashing_check_is_a_grader_error_of_the_submission_not_plain_graded(monkeypatch, capsys):
+    from course_grader import workflow
+    from course_grader.cli import main
+    from course_grader.grading import score_run
+    from course_grader.notebooks import Submission
+    from course_grader.supervisor import RunReport, StepRecord
+
+    def check(inputs, result):
+        return {"unhashable": 1}[result["student"]]  # a crafted result crashing a check
+
+    spec = _fake_assignment(check)
+    report = RunReport([StepRecord("ok", result={"student": []}), StepRecord("ok", result=1)], "test", 0, 0.1, [])
+    public = {"questions": {}, "manual": {}, "cells": [], "problems": []}
+    private = {"details": {}, "grader_errors": {}}
+    score_run(
+        spec, Submission([], []), {"crashes": {}, "fine": {}}, report, {"crashes": 2, "fine": 1}, [], public, private
+    )
+    assert public["questions"]["crashes"]["status"] == "grader-error" and public["questions"]["fine"]["score"] == 1
+    assert public["status"] == "grader-error", "a grader error must never be reported as plain 'graded'"
+    assert any("grader error" in p and "crashes" in p for p in public["problems"])
+    assert "TypeError" in private["grader_errors"]["crashes"]
+    monkeypatch.setattr(workflow, "autograde", lambda *a, **k: {"anna": {"public": public, "private": private}})
+    assert main(["--root", str(REPO), "autograde", "a1_score_function"]) == 1, "the CLI's exit code shows it"
+    assert "anna" in capsys.readouterr().err
+
+
+def test_student_strings_cannot_break_export_or_feedback_for_anyone(tmp_path):
+    from course_grader.workflow import export, generate_feedback
+
+    course = _course_copy(tmp_path / "course")
+    name = "a1_score_function"
+    for student in ("anna", "ben"):
+        out = course.autograded_dir(student, name)
+        out.mkdir(parents=True)
+        public = {
+            "assignment": name,
+            "status": "grader-error" if student == "anna" else "graded",
+            "questions": {"returns_to_go": {"title": "t", "points": 2, "score": 1.0, "status": "partial",
+                                            "messages": ["✗ raised ValueError: \ud800"]}},
+            "manual": {},
+            "cells": [{"index": 0, "status": "ok", "output": "out \udfff", "error": "tb \ud800", "seconds": 0.1}],
+            "problems": ["grader error: the checks of returns_to_go crashed \ud800"],
+            "score": 1.0, "max_score": 2, "seconds": 1.0,
+        }  # fmt: skip
+        (out / "result.json").write_text(json.dumps(public))  # as a run before this fix could have written it
+    path = export(course, name, tmp_path / "grades.csv", log=lambda *a: None)
+    rows = {r["student_id"]: r for r in csv.DictReader(path.open(encoding="utf-8"))}
+    assert set(rows) == {"anna", "ben"} and "grader error" in rows["anna"]["problems"]
+    assert "\ufffd" in rows["anna"]["problems"] and rows["anna"]["status"] == "grader-error"
+    pages = generate_feedback(course, name, log=lambda *a: None)
+    assert len(pages) == 2 and "\ufffd" in pages[0].read_text(encoding="utf-8")
+
+
+def test_submitted_strings_with_lone_surrogates_are_cleaned_when_read(tmp_path):
+    path = tmp_path / "s.ipynb"
+    path.write_text('{"cells": [{"cell_type": "code", "source": "print(\\"\\ud800\\")", "metadata": {}}]}')
+    submission = load_submission(path)
+    assert submission.code_cells[0][1] == 'print("\ufffd")'
+
+
+# ----------------------------------------------------------------------------- formgrader
+
+
+ATTACKS = [
+    "<script>alert(1)</script>",
+    "An answer <img src=x onerror=alert(1)> with a picture",
+    "[click me](javascript:alert(1))",
+    "<a href='JaVaScRiPt:alert(1)'>x</a>",
+    "<javascript:alert(1)>",
+    "[ref]: javascript:alert(3)\n\n[click][ref]",
+    '<div onmouseover="alert(1)">\n\n*hover*\n\n</div>',
+    "<svg onload=alert(1)>",
+    "<iframe src=//evil.example>",
+    "<style>body { display: none }</style>",
+    "# Heading <img src=x onerror=alert(1)>",
+]
+HONEST = [
+    "YOUR ANSWER HERE",
+    "Since $\\mathbb{E}[\\nabla \\log \\pi] = 0$ and $a<b$, the baseline drops out: $x > y$.",
+    "**Bold**, *italic*, <b>b</b><br>\n\n- one\n- two\n\n1. first",
+    "```python\nif a < b:\n    print('<tag>')\n```",
+    "# Title\n\n> a quote\n\n| a | b |\n|:-|-:|\n| 1 | 2 |",
+    "See [the notes](https://example.org/notes?x=1) and <https://example.org>.",
+    "$$\n\\begin{align} a &= b \\\\ c &< d \\end{align}\n$$",
+]
+
+
+def _unsafe(rendered: str) -> list[str]:
+    """Scripts, event handlers and script URLs in an HTML page, as a browser's parser would see them."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "iframe", "svg", "style", "object", "embed", "math", "form"):
+                found.append(tag)
+            for name, value in attrs:
+                squeezed = "".join((value or "").split()).lower()
+                if name.startswith("on") or squeezed.startswith(("javascript:", "vbscript:", "data:text")):
+                    found.append(f"{tag} {name}={value}")
+
+    Parser().feed(rendered)
+    return found
+
+
+def test_markdown_answers_are_sanitized_for_formgrader_and_stay_readable():
+    from nbconvert.filters.markdown import markdown2html
+
+    from course_grader.untrusted import sanitize_html, sanitize_markdown
+
+    for text in ATTACKS:
+        safe = sanitize_markdown(text)
+        assert not _unsafe(markdown2html(safe)), (text, safe, markdown2html(safe))
+        assert "alert" in safe or "evil" in safe or "display" in safe, "the attempt stays visible as text"
+    for text in HONEST:
+        assert sanitize_markdown(text) == text, "safe Markdown, math and code are left exactly as written"
+    assert "<script" not in sanitize_html("<script>alert(1)</script>") and sanitize_html("<b>x</b>") == "<b>x</b>"
+
+
+def test_formgraders_notebook_holds_no_student_script(tmp_path):
+    import nbformat
+    from nbconvert.filters.markdown import markdown2html
+
+    from course_grader.workflow import autograded_notebook
+
+    release = REPO / "assignments" / "a1_score_function" / "a1_score_function.ipynb"
+    nb = nbformat.read(release, as_version=4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "baseline_derivation")
+    answer.source = "\n\n".join(ATTACKS) + "\n\nThe gradient is $\\nabla J$ \ud800."
+    nb.cells.append(nbformat.v4.new_raw_cell("<img src=x onerror=alert(2)>"))
+    submitted = tmp_path / "a1_score_function.ipynb"
+    submitted.write_text(json.dumps(nb))
+    shown = autograded_notebook(release, submitted, {"cells": [], "questions": {}})
+    nbformat.write(shown, tmp_path / "shown.ipynb")  # the lone surrogate no longer breaks writing it
+    for cell in shown.cells:
+        if cell.cell_type == "markdown":
+            assert not _unsafe(markdown2html(cell.source)), cell.source
+        elif cell.cell_type == "raw":
+            assert not _unsafe(cell.source), cell.source
+    assert any("$\\nabla J$" in c.source for c in shown.cells), "the answer's text and math are kept"
