@@ -156,7 +156,8 @@ def test_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[s
         env = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_SEED")}
         env["COURSE_FAST"] = "0"
         # Paths given after --full narrow the run (e.g. one notebook); otherwise every notebook.
-        paths = [] if any(not a.startswith("-") for a in args) else list(NOTEBOOK_FOLDERS)
+        given = any((ROOT / a.split("::")[0]).exists() for a in args if not a.startswith("-"))
+        paths = [] if given else list(NOTEBOOK_FOLDERS)
         return [*cmd, *args, *paths], env
     return [*cmd, *args], dict(os.environ, COURSE_FAST="1")
 

@@ -131,6 +131,9 @@ def test_full_mode_runs_every_notebook_folder_without_fast_mode(monkeypatch):
         assert any((ROOT / folder).rglob("*.ipynb")), f"{folder}/ holds no notebook"
     cmd, env = course.test_command("py", ["--full", "notebooks/00_rl_loop.ipynb"])
     assert cmd[-1] == "notebooks/00_rl_loop.ipynb" and "notebooks" not in cmd, "a path given narrows the run"
+    cmd, env = course.test_command("py", ["--full", "-k", "rl_loop"])
+    folders = list(course.NOTEBOOK_FOLDERS)
+    assert cmd[-len(folders) :] == folders and "rl_loop" in cmd, "an option's value is not a path to narrow to"
     cmd, env = course.test_command("py", ["-k", "x"])
     assert env["COURSE_FAST"] == "1" and cmd[-2:] == ["-k", "x"]
 
