@@ -21,7 +21,7 @@ c.CourseDirectory.feedback_directory = os.path.join("instructor", "feedback")
 c.CourseDirectory.solution_directory = os.path.join("instructor", "released_solutions")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_ROOT, "instructor", "gradebook.db")
 # The hidden property checks live beside each solution notebook and must never be released.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "hidden_tests.py"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "hidden_tests.py", "drivers.py"]
 
 # Stubs that parse and run: a fenced block that raises until the student replaces it.
 c.ClearSolutions.code_stub = {

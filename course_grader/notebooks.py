@@ -38,6 +38,7 @@ class Submission:
     code_cells: list[tuple[int, str, str | None]]  # (index in the notebook, source, grade_id), in the student's order
     cells: list[dict]  # every cell, normalised: cell_type, source, grade_id (or None)
     problem: str | None = None  # set when the file is not a usable notebook
+    notes: tuple[str, ...] = ()  # what the student should know about how it was read (e.g. cells left out)
 
 
 def _source_text(raw) -> str | None:
@@ -102,7 +103,13 @@ def load_submission(path: Path) -> Submission:
             code.append((index, source, grade_id))
     if not cells:
         return Submission([], [], "the notebook has no cells")
-    return Submission(code, cells)
+    notes = ()
+    if len(data["cells"]) > MAX_CELLS:
+        notes = (
+            f"the notebook has {len(data['cells'])} cells; the grader reads the first {MAX_CELLS} only, so cells "
+            f"{MAX_CELLS + 1} to {len(data['cells'])} were neither run nor graded",
+        )
+    return Submission(code, cells, None, notes)
 
 
 def grade_cells(notebook_path: Path) -> list[GradeCell]:

@@ -2,23 +2,27 @@
 
 This file is public and holds nothing secret: it is bound read-only into the
 sandbox as ``/grader/runner.py`` and run as ``python -I runner.py job.json``.
-It imports only the standard library and IPython (``course_grader`` itself is
-not visible in the sandbox). Everything it reports is treated by the grader as
-untrusted data: student code shares this process and may tamper with it, which
-can only spoil the student's own results, never decide credit (the checks run
-outside, on plain values).
+``job.json`` holds only what start-up needs (the modules to preload, where the
+assignment's public ``drivers.py`` is); each step, with its inputs, arrives
+over the protocol when it is to run, so nothing of a later question is in the
+sandbox before then. The runner imports only the standard library and IPython
+(``course_grader`` itself is not visible in the sandbox). Everything it reports
+is treated by the grader as untrusted data: student code shares this process
+and may tamper with it, which can only spoil the student's own results, never
+decide credit (the checks run outside, on parsed values).
 
 Protocol (one JSON object per line):
 
-    grader -> runner   {"step": i}                       run step i of the job
     runner -> grader   {"ready": true}                   once, after start-up
+    grader -> runner   {"step": i, "kind": "cell", "source": str}
+                       {"step": i, "kind": "driver", "question": id, "driver": name, "inputs": ...}
     runner -> grader   {"step": i, "status": "ok"|"error", "output": str,
                         "error": str|null, "result": ...}  after each step
 
-A step is either ``{"kind": "cell", "source": ...}`` (a student code cell, run
-through IPython exactly as Jupyter would) or ``{"kind": "driver", "driver":
-source, "inputs": ...}``: the driver's ``drive(inputs, h)`` calls the student's
-functions on the grader's inputs and returns plain data (see :class:`Helpers`).
+A cell step is a student code cell, run through IPython exactly as Jupyter
+would; a driver step calls ``drivers.<name>(inputs, h)``, which calls the
+student's functions on the grader's inputs and returns plain data (see
+:class:`Helpers`).
 """
 
 from __future__ import annotations
@@ -156,6 +160,17 @@ class Helpers:
         except BaseException as err:  # noqa: BLE001
             return self.error(err)
 
+    def call_arrays(self, fn, *args, **kwargs) -> dict:
+        """As :meth:`call` for a function returning tensors (a ``state_dict()``, a θ): the value is packed by
+        :meth:`arrays`, and a single tensor becomes ``{"value": tensor}``."""
+        result, error = self.run(fn, *args, **kwargs)
+        if error is not None:
+            return error
+        try:
+            return {"value": self.arrays(result if hasattr(result, "items") else {"value": result})}
+        except BaseException as err:  # noqa: BLE001
+            return self.error(err)
+
     def run(self, fn, *args, **kwargs):
         """Call ``fn``; return ``(result, None)``, or ``(None, error record)`` if it raised (as :meth:`call`)."""
         try:
@@ -206,6 +221,7 @@ class Runner:
         from IPython.core.interactiveshell import InteractiveShell
 
         self.job = job
+        self.drivers = None
         self.shell = InteractiveShell.instance(colors="nocolor")
         self.shell.user_ns["__name__"] = "__main__"
         # Errors are reported once, by format_exception, not printed into the output as well.
@@ -235,9 +251,8 @@ class Runner:
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = capture
         try:
-            namespace: dict = {"__name__": "grader_driver"}
-            exec(compile(step["driver"], f"<grader driver: {step['question']}>", "exec"), namespace)  # noqa: S102
-            result = namespace["drive"](step["inputs"], Helpers(self.shell.user_ns))
+            drive = getattr(self._drivers(), step["driver"])
+            result = drive(step["inputs"], Helpers(self.shell.user_ns))
             reply = {"status": "ok", "result": _finite_json(plain(result)), "error": None}
         except MissingName as err:
             reply = {"status": "error", "error": str(err), "missing": True}
@@ -247,6 +262,17 @@ class Runner:
             sys.stdout, sys.stderr = saved
         reply["output"] = capture.text()
         return reply
+
+    def _drivers(self):
+        """The assignment's public drivers.py, imported at the first driver step (after the student's cells)."""
+        if self.drivers is None:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("grader_drivers", self.job["drivers"])
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self.drivers = module
+        return self.drivers
 
     @staticmethod
     def _close_figures() -> None:
@@ -302,13 +328,9 @@ def main() -> int:
 
     send({"ready": True})
     for line in proto_in:
-        try:
-            index = int(json.loads(line)["step"])
-            step = job["steps"][index]
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue
+        step = json.loads(line)  # from the grader: trusted
         reply = runner.run_cell(step["source"]) if step["kind"] == "cell" else runner.run_driver(step)
-        reply["step"] = index
+        reply["step"] = step["step"]
         send(reply)
     return 0
 

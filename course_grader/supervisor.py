@@ -52,14 +52,21 @@ class Step:
     timeout: float
     source: str = ""  # cell source
     question: str = ""  # driver: the question id
-    driver: str = ""  # driver: source of `drive(inputs, h)`
-    inputs: object = None  # driver: the grader's inputs (plain JSON data)
+    driver: str = ""  # driver: the name of its function in the assignment's drivers.py
+    inputs: object = None  # driver: the inputs it receives (plain JSON data, no check-only keys)
     label: str = ""  # for messages: "cell 7", "question returns_to_go"
 
-    def to_job(self) -> dict:
+    def message(self, index: int) -> dict:
+        """What the runner receives when this step is to run (and not before)."""
         if self.kind == "cell":
-            return {"kind": "cell", "source": self.source}
-        return {"kind": "driver", "question": self.question, "driver": self.driver, "inputs": self.inputs}
+            return {"step": index, "kind": "cell", "source": self.source}
+        return {
+            "step": index,
+            "kind": "driver",
+            "question": self.question,
+            "driver": self.driver,
+            "inputs": self.inputs,
+        }
 
 
 @dataclass
@@ -76,9 +83,13 @@ class StepRecord:
 
 @dataclass
 class RunLimits:
+    """``cell_budget``: seconds for all student cells together (each also has its own limit);
+    ``total_timeout``: seconds for the whole run, cells and drivers (the assignment's time budget)."""
+
     startup_timeout: float = 60.0
     max_restarts: int = 3
     total_timeout: float = 1800.0
+    cell_budget: float = 600.0
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -192,12 +203,16 @@ def run_steps(
     fast: bool = True,
     limits: RunLimits | None = None,
     preload: tuple[str, ...] = (),
+    drivers: Path | None = None,
+    hide: tuple[Path, ...] = (),
 ) -> RunReport:
     """Run ``steps`` in order in a sandbox (``status`` from :func:`probe_bubblewrap`) or, with
     ``status=None``, in a plain subprocess (no file-system isolation: trusted code only).
 
     ``preload`` names modules imported before the first step, within the
     start-up time limit, so that slow imports do not count against a cell.
+    ``drivers`` is the assignment's public drivers.py (read-only in the sandbox);
+    ``hide`` lists files and folders of the read-only trees the sandbox must not show.
     """
     limits = limits or RunLimits()
     started = time.monotonic()
@@ -205,13 +220,23 @@ def run_steps(
     skipped: set[int] = set()
     problems: list[str] = []
     restarts = -1
+    spent = {"cells": 0.0}  # seconds the student's cells have used, restarts included
     workdir = Path(tempfile.mkdtemp(prefix="course-grader-"))
     try:
         job = workdir / "job.json"
-        job.write_text(json.dumps({"steps": [s.to_job() for s in steps], "preload": list(preload)}))
+        job.write_text(json.dumps({"preload": list(preload), "drivers": str(drivers) if drivers else None}))
         env = sandbox_env(fast)
         if status is not None:
-            cmd = bubblewrap_command(status, sys.executable, RUNNER, job, env, limits.sandbox)
+            cmd = bubblewrap_command(
+                status,
+                sys.executable,
+                RUNNER,
+                job,
+                env,
+                limits.sandbox,
+                [drivers] if drivers else None,
+                **({"hide": hide} if hide else {}),
+            )
             cwd, proc_env, described = None, None, status.describe()
         else:
             submission_dir = workdir / "submission"
@@ -238,7 +263,7 @@ def run_steps(
                 break
             box = _Sandbox(cmd, cwd, proc_env, limits.sandbox, workdir / "stderr.txt")
             try:  # whatever happens below -- a reply that cannot be handled, a bug here -- the sandbox dies
-                finished = _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir)
+                finished = _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir, spent)
                 if finished:
                     box.close(grace=5.0)
                     break
@@ -254,7 +279,7 @@ def run_steps(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir) -> bool:
+def _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir, spent) -> bool:
     """Run the steps ``plan`` in the started sandbox ``box``; False when a step failed and the box must go."""
     state, hello = box.read(limits.startup_timeout)
     if state != "ok" or hello.get("ready") is not True:
@@ -267,12 +292,26 @@ def _run_plan(box, plan, steps, records, skipped, problems, limits, started, wor
     for i in plan:
         step = steps[i]
         budget = min(step.timeout, max(1.0, limits.total_timeout - (time.monotonic() - started)))
+        if step.kind == "cell":
+            left = limits.cell_budget - spent["cells"]
+            if left < 1.0:
+                skipped.add(i)
+                records[i] = StepRecord(
+                    "not-run",
+                    error=f"not run: the notebook's cells used up their total time of {limits.cell_budget:.0f} s",
+                )
+                if not any("cells used up" in p for p in problems):
+                    problems.append(f"{step.label} and later cells: {records[i].error}")
+                continue
+            budget = min(budget, left)
         t0 = time.monotonic()
-        if not box.send({"step": i}):
+        if not box.send(step.message(i)):
             state, message = "eof", None
         else:
             state, message = box.read(budget)
         seconds = time.monotonic() - t0
+        if step.kind == "cell":
+            spent["cells"] += seconds
         record = None
         if state == "ok":
             try:  # anything odd in one reply is this submission's protocol error, never the grader's

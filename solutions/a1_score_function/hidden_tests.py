@@ -1,9 +1,10 @@
 """Hidden checks for assignment 1, "Returns and the score function" (never released, never sandboxed).
 
 How grading works is described in ``course_grader/spec.py``: for each question
-``make_inputs`` draws fresh inputs here, ``DRIVER_*`` (public, no expected
-values) calls the student's functions on them inside the sandbox, and
-``check_*`` tests properties of the returned numbers here, in the grader's
+``make_*_inputs`` draws fresh inputs here, the function of the same name in
+``drivers.py`` (public, no expected values) calls the student's functions on
+them inside the sandbox, ``*_RESULT`` fixes the shape of what it returns, and
+``check_*`` tests properties of the parsed values here, in the grader's
 process: agreement with the definitions (returns), unbiasedness against exact
 gradients from enumeration or autograd through the exact J(θ), and the
 variance a correct estimator must have. Any correct implementation passes,
@@ -17,21 +18,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_grader.checks import (
-    Rubric,
-    Verdict,
-    Wrong,
-    as_array,
-    as_float,
-    load_arrays,
-    mean_matches,
-    means_agree,
-    same_variance,
-    value,
-    variance_matches,
-)
-from course_grader.spec import Assignment, Question
+from course_grader.checks import Rubric, Verdict, mean_matches, means_agree, same_variance, variance_matches
+from course_grader.schema import Array, Call, ListOf, Number, Weights, values
+from course_grader.spec import Assignment, Question, load_drivers
 from course_utils.tabular import TabularMDP, exact_J, score_function_gradients, value_iteration
+
+DRIVERS = load_drivers(__file__)
+build_mdp = DRIVERS.build_mdp
 
 # ----------------------------------------------------------------------------- shared pieces
 
@@ -73,19 +66,6 @@ def random_mdp(
     return {"P": P.tolist(), "R": R.tolist(), "p0": p0.tolist(), "terminal": terminal, "gamma": gamma}
 
 
-def build_mdp(data: dict) -> TabularMDP:
-    S, A = len(data["R"]), len(data["R"][0])
-    return TabularMDP(
-        np.array(data["P"]),
-        np.array(data["R"]),
-        np.array(data["p0"]),
-        np.array(data["terminal"]),
-        data["gamma"],
-        tuple(f"s{i}" for i in range(S)),
-        tuple(f"a{i}" for i in range(A)),
-    )
-
-
 def exact_gradient(mdp: TabularMDP, theta) -> np.ndarray:
     """∇_θ J(θ) by autograd through the exact J (Bellman linear solve): the ground truth."""
     theta = torch.tensor(np.asarray(theta, dtype=np.float64), requires_grad=True)
@@ -93,27 +73,8 @@ def exact_gradient(mdp: TabularMDP, theta) -> np.ndarray:
     return theta.grad.numpy()
 
 
-MDP_DRIVER_PRELUDE = """
-import numpy as np
-import torch
-from course_utils.tabular import TabularMDP
-
-def build_mdp(data):
-    S, A = len(data["R"]), len(data["R"][0])
-    return TabularMDP(np.array(data["P"]), np.array(data["R"]), np.array(data["p0"]), np.array(data["terminal"]),
-                      data["gamma"], tuple(f"s{i}" for i in range(S)), tuple(f"a{i}" for i in range(A)))
-"""
-
-
 def _seeds(rng: np.random.Generator, n: int) -> list[int]:
     return [int(x) for x in rng.integers(0, 2**62, size=n)]
-
-
-def _values(entries, name: str, shape) -> np.ndarray:
-    """Stack the values of many ``h.call`` records into one array (first failure becomes the message)."""
-    if not isinstance(entries, list) or not entries:
-        raise Wrong(f"{name}: the grader's driver returned no results")
-    return np.stack([as_array(value(e, name), name, shape) for e in entries])
 
 
 # ----------------------------------------------------------------------------- A.1 discounted_return
@@ -128,30 +89,25 @@ def make_discounted_return_inputs(rng):
     return {"episodes": episodes}
 
 
-DRIVER_DISCOUNTED_RETURN = """
-import numpy as np
-
-def drive(inputs, h):
-    f = h.student.discounted_return
-    return [h.call(f, np.array(e["rewards"]), e["gamma"]) for e in inputs["episodes"]]
-"""
+def DISCOUNTED_RETURN_RESULT(inputs):  # noqa: N802 - a schema, named like the constants below
+    return ListOf(Call(Number()), len(inputs["episodes"]))
 
 
-def check_discounted_return(inputs, result) -> Verdict:
+def check_discounted_return(inputs, outcomes) -> Verdict:
     rubric = Rubric()
-    wrong = []
-    for k, (episode, entry) in enumerate(zip(inputs["episodes"], result)):
+    wrong, first = 0, None
+    for k, (episode, outcome) in enumerate(zip(inputs["episodes"], outcomes, strict=True)):
         r, gamma = np.array(episode["rewards"]), episode["gamma"]
         expected = float(np.sum(gamma ** np.arange(len(r)) * r))
-        got = as_float(value(entry, "discounted_return"), "discounted_return")
-        if not np.isclose(got, expected, rtol=1e-6, atol=1e-8):
-            wrong.append(f"T={len(r)}, gamma={gamma}")
-        rubric.details[f"episode {k}"] = {"expected": expected, "got": got}
+        rubric.details[f"episode {k}"] = {"expected": expected, "got": outcome.value, "failure": outcome.failure}
+        if not outcome.ok or not np.isclose(float(outcome.value), expected, rtol=1e-6, atol=1e-8):
+            wrong += 1
+            first = first or (f"discounted_return {outcome.failure}" if not outcome.ok else None)
     rubric.part(
         "R_γ = r_1 + γ r_2 + ... + γ^{T-1} r_T on the grader's episodes (including γ = 0 and γ = 1)",
         1,
         not wrong,
-        f"wrong on {len(wrong)} of {len(result)} episodes ({'; '.join(wrong[:3])})",
+        f"wrong on {wrong} of {len(outcomes)} episodes" + (f" ({first})" if first else ""),
     )
     return rubric.verdict()
 
@@ -188,21 +144,6 @@ def make_returns_to_go_inputs(rng):
     return {"cases": cases}
 
 
-DRIVER_RETURNS_TO_GO = """
-import numpy as np
-
-def drive(inputs, h):
-    f = h.student.returns_to_go
-    out = []
-    for c in inputs["cases"]:
-        kwargs = {"terminated": c["terminated"], "truncated": c["truncated"]}
-        if c["last_value"] is not None:
-            kwargs["last_value"] = c["last_value"]
-        out.append(h.call(f, np.array(c["rewards"]), c["gamma"], **kwargs))
-    return out
-"""
-
-
 def _returns_to_go_closed_form(rewards, gamma, tail) -> np.ndarray:
     """G_t = Σ_{k≥t} γ^{k-t} r_{k+1} + γ^{T-t} tail, as one matrix product (no recursion)."""
     T = len(rewards)
@@ -211,42 +152,43 @@ def _returns_to_go_closed_form(rewards, gamma, tail) -> np.ndarray:
     return weights @ np.asarray(rewards) + np.power(float(gamma), T - np.arange(T)) * tail
 
 
-def _same_failure_everywhere(result, name: str) -> None:
+def RETURNS_TO_GO_RESULT(inputs):  # noqa: N802
+    return ListOf(Call(Array((None,))), len(inputs["cases"]))
+
+
+def _same_failure_everywhere(outcomes, name: str) -> None:
     """If every call raised the same exception (typically the stub's NotImplementedError), say just that."""
-    kinds = {e.get("exception") if isinstance(e, dict) else None for e in result}
+    kinds = {o.exception for o in outcomes}
     if len(kinds) == 1 and None not in kinds and "ValueError" not in kinds:
-        value(result[0], name)
+        outcomes[0].get(name)
 
 
-def check_returns_to_go(inputs, result):
-    _same_failure_everywhere(result, "returns_to_go")
+def check_returns_to_go(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "returns_to_go")
     rubric = Rubric()
     failures = {"terminated": [], "truncated": [], "edge": [], "neither": []}
-    counts = {key: 0 for key in failures}
-    for k, (case, entry) in enumerate(zip(inputs["cases"], result)):
+    returned = 0  # valid episodes for which the function returned a value
+    for k, (case, outcome) in enumerate(zip(inputs["cases"], outcomes, strict=True)):
         kind = case["kind"]
-        counts[kind] += 1
-        label = f"T={len(case['rewards'])}, gamma={case['gamma']:.3g}, terminated={case['terminated']}, truncated={case['truncated']}"
         if kind == "neither":
-            if not (isinstance(entry, dict) and entry.get("exception") == "ValueError"):
-                failures[kind].append(
-                    "it returned a value"
-                    if isinstance(entry, dict) and "value" in entry
-                    else f"it raised {str(entry.get('error', '?'))[:120]}"
-                )
+            if outcome.exception != "ValueError":
+                failures[kind].append("it returned a value" if outcome.ok else f"it {outcome.failure[:120]}")
             continue
         tail = 0.0 if case["terminated"] else (case["last_value"] or 0.0)
         expected = _returns_to_go_closed_form(case["rewards"], case["gamma"], tail)
         rubric.details[f"case {k}"] = {"expected": expected.tolist()}
-        try:
-            got = as_array(value(entry, "returns_to_go"), "returns_to_go", (len(case["rewards"]),))
-        except Wrong as err:
-            failures[kind].append(f"{label}: {err}")
+        if not outcome.ok:
+            failures[kind].append(f"returns_to_go {outcome.failure}")
+            continue
+        returned += 1
+        got = outcome.value
+        if got.shape != expected.shape:
+            failures[kind].append(f"it returned {got.shape[0]} returns for an episode of {len(expected)} rewards")
             continue
         bad = ~np.isclose(got, expected, rtol=1e-6, atol=1e-8)
         if bad.any():
             failures[kind].append(
-                f"{label}: disagrees with the definition at {int(bad.sum())} of {len(bad)} steps "
+                f"disagrees with the definition at {int(bad.sum())} of the episode's {len(bad)} steps "
                 f"(first at t={int(np.argmax(bad))})"
             )
     rubric.part(
@@ -263,10 +205,10 @@ def check_returns_to_go(inputs, result):
     )
     rubric.part("γ = 0 and γ = 1", 0.5, not failures["edge"], "; ".join(failures["edge"][:2]))
     rubric.part(
-        "an episode that neither terminated nor was truncated is refused with a ValueError",
+        "an episode that neither terminated nor was truncated is refused with a ValueError (and valid ones are not)",
         0.5,
-        not failures["neither"],
-        "; ".join(failures["neither"][:1]),
+        not failures["neither"] and returned > 0,
+        "; ".join(failures["neither"][:1]) or "it refuses the valid episodes too",
     )
     return rubric.verdict()
 
@@ -286,23 +228,15 @@ def make_estimate_J_inputs(rng):
     }
 
 
-DRIVER_ESTIMATE_J = (
-    MDP_DRIVER_PRELUDE
-    + """
-def drive(inputs, h):
-    f = h.student.estimate_J
-    mdp = build_mdp(inputs["mdp"])
-    theta = torch.tensor(inputs["theta"], dtype=torch.float64)
-    return [h.call(f, mdp, theta.clone(), inputs["n_episodes"], np.random.default_rng(seed)) for seed in inputs["seeds"]]
-"""
-)
+def ESTIMATE_J_RESULT(inputs):  # noqa: N802
+    return ListOf(Call(Array((2,))), len(inputs["seeds"]))  # (estimate, standard error) per call
 
 
-def check_estimate_J(inputs, result):
+def check_estimate_J(inputs, outcomes):
     rubric = Rubric()
     mdp = build_mdp(inputs["mdp"])
     J = float(exact_J(mdp, torch.tensor(inputs["theta"], dtype=torch.float64)))
-    pairs = _values(result, "estimate_J", (2,))  # (calls, 2): estimate, standard error
+    pairs = values(outcomes, "estimate_J")  # (calls, 2): estimate, standard error
     J_hat, stderr = pairs[:, 0], pairs[:, 1]
     rubric.details.update(exact_J=J, mean_estimate=float(J_hat.mean()))
     test = mean_matches(J_hat[:, None], np.array([J]))
@@ -365,27 +299,13 @@ def make_baseline_inputs(rng):
     return {"theta": theta, "f": f, "n_samples": N_SAMPLES_SF, "baselines": baselines, "seeds": _seeds(rng, N_CALLS_SF)}
 
 
-DRIVER_SCORE_FUNCTION = """
-import numpy as np
-import torch
-
-def drive(inputs, h):
-    f = h.student.score_function_estimate
-    theta = torch.tensor(inputs["theta"], dtype=torch.float64)
-    values = torch.tensor(inputs["f"], dtype=torch.float64)
-    out = []
-    for b in inputs["baselines"]:
-        kwargs = {} if b is None else {"baseline": b}
-        out.append([h.call(f, theta.clone(), values.clone(), inputs["n_samples"], np.random.default_rng(seed), **kwargs)
-                    for seed in inputs["seeds"]])
-    return out
-"""
+def SCORE_FUNCTION_RESULT(inputs):  # noqa: N802
+    return ListOf(ListOf(Call(Array((len(inputs["theta"]),))), len(inputs["seeds"])), len(inputs["baselines"]))
 
 
 def _check_sf(inputs, result, rubric: Rubric, weight_bias: float, weight_var: float) -> None:
-    K = len(inputs["theta"])
-    for b, entries in zip(inputs["baselines"], result):
-        estimates = _values(entries, "score_function_estimate", (K,))
+    for b, outcomes in zip(inputs["baselines"], result, strict=True):
+        estimates = values(outcomes, "score_function_estimate")
         gradient, variance = sf_exact(inputs["theta"], inputs["f"], b or 0.0, inputs["n_samples"])
         where = "" if b is None else f" with baseline b = {b}"
         rubric.details[f"baseline {b}"] = {"exact_gradient": gradient.tolist(), "exact_variance": variance}
@@ -427,33 +347,27 @@ def make_optimal_baseline_inputs(rng):
     return {"problems": [dict(zip(("theta", "f"), _categorical_problem(rng))) for _ in range(6)]}
 
 
-DRIVER_OPTIMAL_BASELINE = """
-import torch
-
-def drive(inputs, h):
-    f = h.student.optimal_baseline
-    return [h.call(f, torch.tensor(p["theta"], dtype=torch.float64), torch.tensor(p["f"], dtype=torch.float64))
-            for p in inputs["problems"]]
-"""
+def OPTIMAL_BASELINE_RESULT(inputs):  # noqa: N802
+    return ListOf(Call(Number()), len(inputs["problems"]))
 
 
-def check_optimal_baseline(inputs, result):
+def check_optimal_baseline(inputs, outcomes):
     rubric = Rubric()
     wrong = 0
-    for k, (problem, entry) in enumerate(zip(inputs["problems"], result)):
+    for k, (problem, outcome) in enumerate(zip(inputs["problems"], outcomes, strict=True)):
         theta, f = np.array(problem["theta"]), np.array(problem["f"])
         p = np.exp(theta - theta.max())
         p /= p.sum()
         score_sq = ((np.eye(len(p)) - p) ** 2).sum(axis=1)
         best = float(np.sum(p * f * score_sq) / np.sum(p * score_sq))  # minimiser of the total variance
-        got = as_float(value(entry, "optimal_baseline"), "optimal_baseline")
+        got = float(outcome.get("optimal_baseline"))
         rubric.details[f"problem {k}"] = {"expected": best, "got": got}
         wrong += not np.isclose(got, best, rtol=1e-6, atol=1e-9)
     rubric.part(
         "b* minimises the total variance E||(f(z) − b) ∇ log p(z)||² − ||∇J||² (closed form by enumeration)",
         1.0,
         wrong == 0,
-        f"wrong on {wrong} of {len(result)} grader problems",
+        f"wrong on {wrong} of {len(outcomes)} grader problems",
     )
     return rubric.verdict()
 
@@ -478,20 +392,9 @@ def make_policy_gradient_inputs(rng):
     }
 
 
-DRIVER_POLICY_GRADIENT = (
-    MDP_DRIVER_PRELUDE
-    + """
-def drive(inputs, h):
-    f = h.student.estimate_policy_gradient
-    mdp = build_mdp(inputs["mdp"])
-    theta = torch.tensor(inputs["theta"], dtype=torch.float64)
-    out = []
-    for weighting, baseline in inputs["configs"]:
-        out.append([h.call(f, mdp, theta.clone(), inputs["n_episodes"], np.random.default_rng(seed),
-                           weighting=weighting, baseline=baseline) for seed in inputs["seeds"]])
-    return out
-"""
-)
+def POLICY_GRADIENT_RESULT(inputs):  # noqa: N802
+    shape = (len(inputs["mdp"]["R"]), len(inputs["mdp"]["R"][0]))
+    return ListOf(ListOf(Call(Array(shape)), len(inputs["seeds"])), len(inputs["configs"]))
 
 
 def check_policy_gradient(inputs, result):
@@ -504,8 +407,8 @@ def check_policy_gradient(inputs, result):
     variance_ok, variance_msgs = True, []
     weights = {("total", False): 1.0, ("reward_to_go", False): 1.0, ("reward_to_go", True): 0.5}
     n = inputs["n_episodes"]
-    for (weighting, baseline), entries in zip(inputs["configs"], result):
-        estimates = _values(entries, "estimate_policy_gradient", theta.shape)
+    for (weighting, baseline), outcomes in zip(inputs["configs"], result, strict=True):
+        estimates = values(outcomes, "estimate_policy_gradient")
         test = mean_matches(estimates.reshape(len(estimates), -1), gradient.reshape(-1))
         where = f"weighting='{weighting}'" + (f", baseline={baseline}" if baseline else "")
         rubric.part(
@@ -559,28 +462,14 @@ def make_train_policy_inputs(rng):
     return {"mdp": data, "n_iterations": 150, "n_episodes": 10, "learning_rate": 1.0, "seed": int(rng.integers(2**62))}
 
 
-DRIVER_TRAIN_POLICY = (
-    MDP_DRIVER_PRELUDE
-    + """
-def drive(inputs, h):
-    mdp = build_mdp(inputs["mdp"])
-    theta, error = h.run(h.student.train_policy, mdp, inputs["n_iterations"], inputs["n_episodes"],
-                         inputs["learning_rate"], np.random.default_rng(inputs["seed"]))
-    if error is not None:
-        return {"weights": error}
-    return {"weights": h.arrays({"theta": theta})}  # an .npz of the weights, loaded without pickle
-"""
-)
+def TRAIN_POLICY_RESULT(inputs):  # noqa: N802
+    return Call(Weights({"value": (len(inputs["mdp"]["R"]), len(inputs["mdp"]["R"][0]))}))
 
 
-def check_train_policy(inputs, result):
+def check_train_policy(inputs, outcome):
     rubric = Rubric()
     mdp = build_mdp(inputs["mdp"])
-    weights = result.get("weights") if isinstance(result, dict) else None
-    if isinstance(weights, dict) and "error" in weights:
-        value(weights, "train_policy")  # raises Wrong with the student's exception
-    arrays = load_arrays(weights, "train_policy's θ")
-    theta = as_array(arrays.get("theta"), "train_policy's θ", (mdp.n_states, mdp.n_actions))
+    theta = outcome.get("train_policy")["value"].astype(np.float64)
     J_start = float(exact_J(mdp, torch.zeros(mdp.n_states, mdp.n_actions, dtype=torch.float64)))
     J_trained = float(exact_J(mdp, torch.tensor(theta)))
     J_star = optimal_J(mdp)
@@ -604,64 +493,73 @@ ASSIGNMENT = Assignment(
     questions=[
         Question(
             "discounted_return",
-            DRIVER_DISCOUNTED_RETURN,
+            DRIVERS.discounted_return,
             make_discounted_return_inputs,
+            DISCOUNTED_RETURN_RESULT,
             check_discounted_return,
             timeout=20,
             title="A.1 discounted_return",
         ),
         Question(
             "returns_to_go",
-            DRIVER_RETURNS_TO_GO,
+            DRIVERS.returns_to_go,
             make_returns_to_go_inputs,
+            RETURNS_TO_GO_RESULT,
             check_returns_to_go,
             timeout=20,
             title="A.2 returns_to_go",
         ),
         Question(
             "estimate_J",
-            DRIVER_ESTIMATE_J,
+            DRIVERS.estimate_J,
             make_estimate_J_inputs,
+            ESTIMATE_J_RESULT,
             check_estimate_J,
             timeout=120,
             title="A.3 estimate_J",
         ),
         Question(
             "score_function",
-            DRIVER_SCORE_FUNCTION,
+            DRIVERS.score_function,
             make_score_function_inputs,
+            SCORE_FUNCTION_RESULT,
             check_score_function,
             timeout=120,
             title="B.1 score_function_estimate",
         ),
         Question(
             "baseline",
-            DRIVER_SCORE_FUNCTION,
+            DRIVERS.score_function,
             make_baseline_inputs,
+            SCORE_FUNCTION_RESULT,
             check_baseline,
             timeout=120,
             title="B.2 a baseline adds no bias",
         ),
         Question(
             "optimal_baseline",
-            DRIVER_OPTIMAL_BASELINE,
+            DRIVERS.optimal_baseline,
             make_optimal_baseline_inputs,
+            OPTIMAL_BASELINE_RESULT,
             check_optimal_baseline,
             timeout=20,
             title="B.4 optimal_baseline",
         ),
         Question(
             "policy_gradient",
-            DRIVER_POLICY_GRADIENT,
+            DRIVERS.policy_gradient,
             make_policy_gradient_inputs,
+            POLICY_GRADIENT_RESULT,
             check_policy_gradient,
             timeout=180,
+            check_only=("reference_seed",),
             title="C.2 estimate_policy_gradient",
         ),
         Question(
             "train_policy",
-            DRIVER_TRAIN_POLICY,
+            DRIVERS.train_policy,
             make_train_policy_inputs,
+            TRAIN_POLICY_RESULT,
             check_train_policy,
             timeout=180,
             title="C.3 train_policy",
