@@ -90,9 +90,9 @@ def _numbers(raw) -> tuple[int, ...]:
     while True:
         if all(isinstance(x, (int, float)) for x in level):  # bool is an int
             return tuple(shape)
-        bad = next((x for x in level if not isinstance(x, (list, int, float))), None)
-        if bad is not None:
-            raise Invalid(f"should be numbers, got {_describe(bad)}" + (" inside" if shape else ""))
+        bad = [x for x in level if not isinstance(x, (list, int, float))]
+        if bad:
+            raise Invalid(f"should be numbers, got {_describe(bad[0])}" + (" inside" if shape else ""))
         if not all(isinstance(x, list) for x in level):
             raise Invalid("is a ragged list (numbers and lists mixed), not an array")
         lengths = {len(x) for x in level}
