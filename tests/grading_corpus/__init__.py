@@ -269,6 +269,120 @@ for fd in range(3, 256):
         pass
 print("CHEAT: forged grader messages")"""
 
+# The runner shares the notebook's process: a notebook can find its classes and rewrite what each driver returns.
+FIND_RUNNER = """import gc, sys
+_classes = {o.__name__: o for o in gc.get_objects() if isinstance(o, type) and o.__module__ == "__main__"}
+"""
+PATCH_DRIVER_REPLIES = (
+    FIND_RUNNER
+    + """_original = _classes["Runner"].run_driver
+
+def _rewrite(value):
+{rewrite}
+
+def run_driver(self, step):
+    reply = _original(self, step)
+    if reply.get("status") == "ok":
+        reply["result"] = _rewrite(reply["result"])
+    return reply
+
+_classes["Runner"].run_driver = run_driver
+print("CHEAT: driver replies rewritten")"""
+)
+
+
+def _patch_replies(rewrite: str) -> str:
+    return PATCH_DRIVER_REPLIES.replace("{rewrite}", "\n".join("    " + line for line in rewrite.strip().splitlines()))
+
+
+CHEAT_FEWER_RESULTS = _patch_replies(
+    """
+# keep only the calls that did not raise, and at most 15 of them: fewer cases to check
+if isinstance(value, list):
+    kept = [_rewrite(v) for v in value if not (isinstance(v, dict) and "error" in v)]
+    return kept[:15]
+if isinstance(value, dict) and "error" not in value:
+    return {k: _rewrite(v) for k, v in value.items()}
+return value
+"""
+)
+
+CHEAT_NONE_RESULTS = _patch_replies(
+    """
+# every failed call becomes a call that returned None
+if isinstance(value, list):
+    return [_rewrite(v) for v in value]
+if isinstance(value, dict) and "error" in value:
+    return {"value": None}
+if isinstance(value, dict):
+    return {k: _rewrite(v) for k, v in value.items()}
+return value
+"""
+)
+
+CHEAT_CRAFTED_RESULTS = _patch_replies(
+    """
+# values made to crash a check: unhashable where a string is expected, ragged lists, strings as numbers...
+odd = [{"value": {"__npz__": 5}}, {"error": {"unhashable": [1]}, "exception": ["ValueError"]}, {"value": [[1.0, 2.0], [3.0]]},
+       {"value": "1.5"}, {"value": [True, None]}, {"value": {"value": 1}}, {"error": "ValueError: x", "exception": "ValueError", "traceback": 3}]
+if isinstance(value, list):
+    return [odd[k % len(odd)] if isinstance(v, dict) and ("error" in v or "value" in v) else _rewrite(v) for k, v in enumerate(value)]
+if isinstance(value, dict) and ("error" in value or "value" in value):
+    return odd[0]
+if isinstance(value, dict):
+    return {k: _rewrite(v) for k, v in value.items()}
+return value
+"""
+)
+
+CHEAT_DEEP_REPLY = _patch_replies(
+    """
+# a reply nested 50,000 lists deep (the grader's JSON decoding must not recurse into it)
+sys.setrecursionlimit(200_000)
+deep = 1.0
+for _ in range(50_000):
+    deep = [deep]
+return deep
+"""
+)
+
+# A .npz whose one member claims 512 MiB of zeros, compressed to well under a megabyte.
+CHEAT_NPZ_BOMB = (
+    FIND_RUNNER
+    + """import base64, io, zipfile
+import numpy as np
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zf.open("value.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2**27,)})
+        zeros = bytes(2**24)
+        for _ in range(32):
+            f.write(zeros)
+BOMB = {"__npz__": base64.b64encode(buffer.getvalue()).decode("ascii")}
+_classes["Helpers"].arrays = lambda self, mapping: BOMB
+print("CHEAT: every packed tensor is now a", len(BOMB["__npz__"]), "byte zip bomb")"""
+)
+
+# What is in the sandbox before the drivers run: the job file and everything open. Nothing may hold an input.
+CHEAT_READ_JOB = """import glob, os, stat, sys
+seen = {}
+for path in [sys.argv[1], "/grader/job.json", *glob.glob("/grader/*"), *glob.glob("/proc/self/fd/*")]:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            continue
+        with open(path, "rb") as f:
+            seen[path] = f.read(100_000).decode("utf-8", "replace")
+    except OSError:
+        pass
+print("CHEAT JOB:", seen.get(sys.argv[1], ""))
+print("CHEAT SEEN:", sorted(seen))"""
+
+# The notebook's text holds the escapes; running it makes strings with lone surrogates, which no file can hold.
+CHEAT_SURROGATES = r"""print("lone surrogates: \ud800 \udfff")
+class Odd(Exception):
+    pass
+raise Odd("\udcff in an exception")"""
+
 CRASH_EXIT = "import os\nos._exit(3)"
 MEMORY_HOG = "hog = bytearray(16 * 2**30)  # 16 GB"
 
@@ -346,8 +460,34 @@ def generic_cases(ctx: Context) -> list[Case]:
     ]
 
 
+def hostile_cases(ctx: Context) -> list[Case]:
+    """Attacks on the grader itself rather than on one assignment's checks: run for one assignment only."""
+
+    def cheat(student, source, description):
+        return Case(student, lambda c: dump(append_code(partly_right(c), source)), description, base="partly_right")
+
+    return [
+        cheat("cheat_fewer_results", CHEAT_FEWER_RESULTS, "drops the failed calls' records and keeps at most 15"),
+        cheat("cheat_none_results", CHEAT_NONE_RESULTS, "turns every failed call into one that returned None"),
+        cheat("cheat_crafted_results", CHEAT_CRAFTED_RESULTS, "replaces call records by values made to crash checks"),
+        cheat("cheat_deep_reply", CHEAT_DEEP_REPLY, "sends replies nested 50,000 lists deep"),
+        Case(
+            "cheat_npz_bomb",
+            lambda c: dump(append_code(read(c.solution), CHEAT_NPZ_BOMB)),
+            "the solution, with every returned tensor packed as a zip bomb",
+            base="solution",
+        ),
+        cheat("cheat_read_job", CHEAT_READ_JOB, "reads the job file and every open file before the drivers run"),
+        cheat("cheat_surrogates", CHEAT_SURROGATES, "prints and raises lone surrogate characters"),
+    ]
+
+
+HOSTILE_ASSIGNMENT = "a1_score_function"  # the cheapest to grade: its stubs fail fast
+
+
 def all_cases(ctx: Context) -> list[Case]:
-    return generic_cases(ctx) + list(ctx.specifics().specific_cases(ctx))
+    hostile = hostile_cases(ctx) if ctx.assignment == HOSTILE_ASSIGNMENT else []
+    return generic_cases(ctx) + hostile + list(ctx.specifics().specific_cases(ctx))
 
 
 def notebook_bytes(ctx: Context, case: Case) -> bytes:
