@@ -21,23 +21,25 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import SandboxLimits, SandboxStatus, bubblewrap_command, sandbox_env
+from .sandbox import (
+    SandboxLimits,
+    SandboxStatus,
+    bubblewrap_command,
+    launch_command,
+    remove_sandbox_cgroup,
+    sandbox_cgroup,
+    sandbox_env,
+)
 from .untrusted import ReplyError, loads_limited
 
 RUNNER = Path(__file__).with_name("runner.py")
 MAX_REPLY_BYTES = 80 * 2**20
-_LIMITS_SHIM = (
-    "import os, resource, sys\n"
-    "memory, size = int(sys.argv[1]), int(sys.argv[2])\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))\n"
-    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "os.execvp(sys.argv[3], sys.argv[3:])\n"
-)
+MAX_STARTUP_ERRORS = 64 * 2**10  # bytes of start-up errors kept for SandboxStartError
 
 
 class SandboxStartError(RuntimeError):
@@ -108,26 +110,71 @@ class _Sandbox:
     def __init__(
         self, cmd: list[str], cwd: str | None, env: dict[str, str] | None, limits: SandboxLimits, stderr_path: Path
     ):
-        # Resource limits for the whole process tree are set by a tiny exec shim rather than a
-        # preexec_fn, which is unsafe in a grader that runs several sandboxes from threads.
-        shim = [sys.executable, "-I", "-S", "-c", _LIMITS_SHIM, str(limits.memory_bytes), str(limits.file_bytes)]
-        # stderr: bubblewrap's own errors and the runner's start-up; the runner points its fd 2 elsewhere
-        # before any student code runs, so students cannot write here.
-        with open(stderr_path, "wb") as stderr:
+        # Started through the sandbox's launcher (sandbox.LAUNCHER), an exec shim rather than a preexec_fn,
+        # which is unsafe in a grader that starts sandboxes from several threads: per-process limits, the
+        # sandbox's own cgroup where cgroups v2 are delegated, the seccomp filter for bubblewrap.
+        self.cgroup = sandbox_cgroup(limits)
+        # stderr is a pipe, never a file of the host: bubblewrap, PID 1 inside the sandbox, holds it for
+        # the sandbox's whole life, and student code can open it as /proc/1/fd/2. A thread keeps what
+        # arrives before the runner's first message (bubblewrap's and the interpreter's start-up errors,
+        # written to stderr_path for SandboxStartError) and then closes the pipe: later writes fail (EPIPE).
+        stderr_path.write_bytes(b"")
+        self._stderr_path = stderr_path
+        err_read, err_write = os.pipe()
+        try:
             self.proc = subprocess.Popen(
-                [*shim, *cmd],
+                launch_command(cmd, limits, self.cgroup),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=stderr,
+                stderr=err_write,
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
                 close_fds=True,
             )
+        except BaseException:
+            os.close(err_read)
+            if self.cgroup is not None:
+                remove_sandbox_cgroup(self.cgroup)
+            raise
+        finally:
+            os.close(err_write)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
         self.closed = False
+        self._startup = threading.Thread(
+            target=self._keep_startup_errors, args=(err_read,), name="sandbox-stderr", daemon=True
+        )
+        self._startup.start()
+
+    def _keep_startup_errors(self, err: int) -> None:
+        """Keep stderr until the runner's first message or the sandbox's end (at most 64 KiB), then close it."""
+        kept = bytearray()
+        out = self.proc.stdout.fileno()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(err, selectors.EVENT_READ)
+                selector.register(out, selectors.EVENT_READ)  # only watched: read() alone reads it
+                while True:
+                    ready = {key.fd for key, _ in selector.select()}
+                    if out in ready:  # the runner spoke or the sandbox is gone: take what is there, stop
+                        os.set_blocking(err, False)
+                        while len(kept) < MAX_STARTUP_ERRORS and (chunk := os.read(err, 65536)):
+                            kept += chunk
+                        break
+                    chunk = os.read(err, 65536)
+                    if not chunk:
+                        break
+                    kept += chunk[: max(0, MAX_STARTUP_ERRORS - len(kept))]
+        except (OSError, ValueError):  # nothing more to read (BlockingIOError included)
+            pass
+        finally:
+            os.close(err)
+        try:
+            self._stderr_path.write_bytes(bytes(kept[:MAX_STARTUP_ERRORS]))
+        except OSError:
+            pass
 
     def send(self, message: dict) -> bool:
         try:
@@ -193,8 +240,11 @@ class _Sandbox:
                 pass
             self.proc.kill()
         self.proc.wait()
+        self._startup.join(timeout=5.0)  # ends when the sandbox's last process has closed stdout
         self.selector.close()
         self.proc.stdout.close()
+        if self.cgroup is not None:
+            remove_sandbox_cgroup(self.cgroup)
 
 
 def run_steps(
