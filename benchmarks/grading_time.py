@@ -30,9 +30,10 @@ import torch  # noqa: E402
 from grading_corpus import all_cases, notebook_bytes  # noqa: E402
 from test_grading import context, make_course  # noqa: E402
 
+from course_grader.autograding import autograde  # noqa: E402
+from course_grader.collection import collect  # noqa: E402
 from course_grader.sandbox import probe_bubblewrap  # noqa: E402
 from course_grader.spec import assignment_names  # noqa: E402
-from course_grader.workflow import autograde, collect  # noqa: E402
 
 
 def main() -> int:

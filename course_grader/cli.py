@@ -103,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             release(course, names)
             return 0
         if args.command == "collect":
-            from .workflow import DEFAULT_PATTERN, collect
+            from .collection import DEFAULT_PATTERN, collect
 
             collect(course, args.assignment, args.source, args.pattern or DEFAULT_PATTERN)
             return 0
         if args.command == "autograde":
             import torch
 
-            from .workflow import autograde
+            from .autograding import autograde, grader_errors
 
             torch.set_num_threads(1)  # the checks are small; more threads only fight the sandboxes for the cores
             results = autograde(
@@ -123,26 +123,26 @@ def main(argv: list[str] | None = None) -> int:
                 cell_timeout=args.cell_timeout,
                 fast=not args.full,
             )
-            failed = [s for s, r in results.items() if r["public"]["status"] == "grader-error"]
+            failed = grader_errors(results)
             if failed:
                 print(
-                    f"grader errors for: {', '.join(sorted(failed))} -- the questions concerned scored 0 for now "
+                    f"grader errors for: {', '.join(failed)} -- the questions concerned scored 0 for now "
                     "(tracebacks in instructor/private/)",
                     file=sys.stderr,
                 )
             return 1 if failed else 0
         if args.command == "export":
-            from .workflow import export
+            from .reports import export
 
             export(course, args.assignment, args.output)
             return 0
         if args.command == "feedback":
-            from .workflow import generate_feedback
+            from .reports import generate_feedback
 
             generate_feedback(course, args.assignment, args.student)
             return 0
         if args.command == "validate":
-            from .workflow import validate
+            from .reports import validate
 
             return validate(args.notebook)
         if args.command == "list":
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sandbox: {probe_bubblewrap().describe()}")
             return 0
     except Exception as err:  # noqa: BLE001 - clear one-line errors for instructors; tracebacks with --debug-style env
+        from .autograding import GradingRefused
         from .release import ReleaseError
         from .spec import SpecError
-        from .workflow import GradingRefused
 
         if isinstance(err, (ReleaseError, SpecError, GradingRefused, ValueError, FileNotFoundError)):
             print(f"error: {err}", file=sys.stderr)

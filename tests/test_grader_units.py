@@ -24,6 +24,7 @@ from course_grader.checks import (
     means_agree,
     variance_matches,
 )
+from course_grader.collection import collect
 from course_grader.course import Course, check_student_id
 from course_grader.grading import question_points
 from course_grader.notebooks import load_submission
@@ -37,7 +38,6 @@ from course_grader.sandbox import (
     sandbox_required_by_environment,
 )
 from course_grader.spec import SpecError, load_assignment
-from course_grader.workflow import collect
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -277,7 +277,7 @@ def test_collect_reads_regular_files_only_and_never_leaves_the_folder(tmp_path, 
 def test_collect_from_zips_skips_links_and_oversized_members_and_unwraps_only_course_folders(tmp_path, monkeypatch):
     import stat
 
-    from course_grader import workflow
+    from course_grader import collection
 
     course = _course_copy(tmp_path / "course")
     name = "a1_score_function"
@@ -289,7 +289,7 @@ def test_collect_from_zips_skips_links_and_oversized_members_and_unwraps_only_co
         link.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(link, "../../../solutions/a1_score_function/a1_score_function.ipynb")
         zf.writestr("export/carl/a1_score_function.ipynb", "{" + " " * 4000 + "}")
-    monkeypatch.setattr(workflow, "MAX_SUBMISSION_BYTES", 1000)
+    monkeypatch.setattr(collection, "MAX_SUBMISSION_BYTES", 1000)
     result = collect(course, name, archive, log=lambda *a: None)
     assert result["collected"] == ["anna", "ben"], "the 'download all' folder is unwrapped"
     skipped = "\n".join(result["skipped"])
@@ -502,7 +502,7 @@ def _fake_assignment(check):
 
 
 def test_a_crashing_check_is_a_grader_error_of_the_submission_not_plain_graded(monkeypatch, capsys):
-    from course_grader import workflow
+    from course_grader import autograding
     from course_grader.cli import main
     from course_grader.grading import score_run
     from course_grader.notebooks import Submission
@@ -522,7 +522,7 @@ def test_a_crashing_check_is_a_grader_error_of_the_submission_not_plain_graded(m
     assert public["status"] == "grader-error", "a grader error must never be reported as plain 'graded'"
     assert any("grader error" in p and "crashes" in p for p in public["problems"])
     assert "TypeError" in private["grader_errors"]["crashes"]
-    monkeypatch.setattr(workflow, "autograde", lambda *a, **k: {"anna": {"public": public, "private": private}})
+    monkeypatch.setattr(autograding, "autograde", lambda *a, **k: {"anna": {"public": public, "private": private}})
     threads = torch.get_num_threads()  # the CLI sets one torch thread for grading
     try:
         assert main(["--root", str(REPO), "autograde", "a1_score_function"]) == 1, "the CLI's exit code shows it"
@@ -532,7 +532,7 @@ def test_a_crashing_check_is_a_grader_error_of_the_submission_not_plain_graded(m
 
 
 def test_student_strings_cannot_break_export_or_feedback_for_anyone(tmp_path):
-    from course_grader.workflow import export, generate_feedback
+    from course_grader.reports import export, generate_feedback
 
     course = _course_copy(tmp_path / "course")
     name = "a1_score_function"
@@ -629,7 +629,7 @@ def test_formgraders_notebook_holds_no_student_script(tmp_path):
     import nbformat
     from nbconvert.filters.markdown import markdown2html
 
-    from course_grader.workflow import autograded_notebook
+    from course_grader.autograding import autograded_notebook
 
     release = REPO / "assignments" / "a1_score_function" / "a1_score_function.ipynb"
     nb = nbformat.read(release, as_version=4)

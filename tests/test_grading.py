@@ -29,13 +29,15 @@ import nbformat
 import pytest
 from grading_corpus import Context, all_cases, notebook_bytes
 
+from course_grader.autograding import GradingRefused, autograde, resolve_sandbox
+from course_grader.collection import collect
 from course_grader.course import Course
 from course_grader.gradebook import scores
 from course_grader.grading import grade_submission, question_points
 from course_grader.release import release_differences
+from course_grader.reports import export, generate_feedback
 from course_grader.sandbox import probe_bubblewrap, sandbox_required_by_environment
 from course_grader.spec import assignment_names, load_assignment
-from course_grader.workflow import GradingRefused, autograde, collect, export, generate_feedback, resolve_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = assignment_names(REPO / "solutions")
@@ -345,10 +347,10 @@ def test_committed_stubs_equal_a_fresh_nbgrader_release(name):
 
 
 def test_grading_refuses_to_run_unsandboxed_unless_told(monkeypatch):
-    from course_grader import workflow
+    from course_grader import autograding
     from course_grader.sandbox import SandboxStatus
 
-    monkeypatch.setattr(workflow, "probe_bubblewrap", lambda: SandboxStatus(False, reason="bwrap is not installed"))
+    monkeypatch.setattr(autograding, "probe_bubblewrap", lambda: SandboxStatus(False, reason="bwrap is not installed"))
     with pytest.raises(GradingRefused, match="refusing to grade: no sandbox"):
         resolve_sandbox("require", log=lambda *a: None)
     lines = []
