@@ -69,13 +69,13 @@ def main() -> int:
             print(f"\n{name}: {len(results)} submissions in {wall:.1f} s wall-clock\n")
             print("| submission | what it is | score | restarts | grading time |\n|---|---|---|---|---|")
             for case in cases:
-                p = results[case.student]["public"]
+                p = results[case.student].public_json()
                 print(
                     f"| {case.student} | {case.description} | {p['score']:g} / {p['max_score']:g} | "
                     f"{p.get('restarts', 0)} | {p['seconds']:.1f} s |"
                 )
             honest = [
-                results[c.student]["public"]["seconds"]
+                results[c.student].seconds
                 for c in cases
                 if c.student in ("solution", "stub", "partly_right", "partly_wrong")
             ]

@@ -1,7 +1,7 @@
 """``autograde``: grade each collected submission in its own sandbox, store its result and fill the gradebook.
 
 Each submission is graded by :func:`course_grader.grading.grade_submission`; this module is the one place
-that consumes what it returns (the loop of :func:`autograde`, ``_store``, ``_grader_failure`` and
+that consumes what it returns (the loop of :func:`autograde`, ``_store`` and
 :func:`grader_errors`). It also builds the notebook formgrader shows for hand grading.
 """
 
@@ -16,13 +16,13 @@ import nbformat
 
 from .course import Course
 from .gradebook import record
-from .grading import Prepared, grade_submission, prepare
+from .grading import GradeResult, grade_submission, grader_failure, prepare
 from .notebooks import load_submission
 from .release import ensure_in_gradebook
 from .sandbox import SANDBOX_MODES, probe_bubblewrap
 from .spec import Assignment, load_assignment
 from .supervisor import RunLimits
-from .untrusted import clean, clean_text, sanitize_html, sanitize_markdown
+from .untrusted import clean_text, sanitize_html, sanitize_markdown
 
 
 class GradingRefused(RuntimeError):
@@ -87,7 +87,7 @@ def autograde(
     fast: bool = True,
     limits: RunLimits | None = None,
     log=print,
-) -> dict[str, dict]:
+) -> dict[str, GradeResult]:
     """Grade every collected submission (or ``students``); returns ``{student: result}``.
 
     Each submission is graded on its own (one sandbox each, ``jobs`` at a
@@ -109,9 +109,9 @@ def autograde(
         f"autograding {len(ids)} submission(s) of {assignment} ({status.describe() if status else 'NO SANDBOX'}, "
         f"{jobs} at a time)"
     )
-    results: dict[str, dict] = {}
+    results: dict[str, GradeResult] = {}
 
-    def one(student: str) -> dict:
+    def one(student: str) -> GradeResult:
         path = submission_notebook(course, spec, student)
         try:
             return grade_submission(
@@ -125,7 +125,7 @@ def autograde(
                 question_timeout=question_timeout,
             )
         except Exception as err:  # noqa: BLE001 - a grader failure on one submission must not stop the rest
-            return clean(_grader_failure(prepared, f"{type(err).__name__}: {err}", traceback.format_exc()))
+            return grader_failure(prepared, f"{type(err).__name__}: {err}", traceback.format_exc())
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(one, s): s for s in ids}
@@ -136,16 +136,16 @@ def autograde(
             try:
                 _store(course, spec, student, result, release_nb, notebook_id)
             except Exception as err:  # noqa: BLE001 - keep grading the others; the result.json is still written
-                result["public"]["problems"].append(f"not recorded in the gradebook: {type(err).__name__}: {err}")
+                result.problems.append(f"not recorded in the gradebook: {type(err).__name__}: {err}")
                 log(
                     f"  {student}: could not record the result in the gradebook ({err}); if the assignment "
                     "changed since its release, run `python -m course_grader release` first"
                 )
-            p = result["public"]
+            r = result
             log(
                 clean_text(
-                    f"  {student:<20} {p['score']:6g} / {p['max_score']:g}  {p['status']:<8} {p['seconds']:6.1f} s"
-                    + (f"  ({len(p['problems'])} problem(s): {p['problems'][-1][:80]})" if p["problems"] else "")
+                    f"  {student:<20} {r.score:6g} / {r.max_score:g}  {r.status:<8} {r.seconds:6.1f} s"
+                    + (f"  ({len(r.problems)} problem(s): {r.problems[-1][:80]})" if r.problems else "")
                 )
             )
     crashed = grader_errors(results)
@@ -157,52 +157,26 @@ def autograde(
     return results
 
 
-def grader_errors(results: dict[str, dict]) -> list[str]:
+def grader_errors(results: dict[str, GradeResult]) -> list[str]:
     """The students (sorted) whose result in ``autograde``'s ``{student: result}`` shows a grader error."""
-    return sorted(s for s, r in results.items() if r["public"]["status"] == "grader-error")
+    return sorted(s for s, r in results.items() if r.status == "grader-error")
 
 
-def _grader_failure(prepared: Prepared, message: str, trace: str) -> dict:
-    """The result of a submission the grader failed on: every question 0 and "grader-error", the trace kept private."""
-    spec, points = prepared.assignment, prepared.points
-    public = {
-        "assignment": spec.name,
-        "status": "grader-error",
-        "sandbox": "not run",
-        "cells": [],
-        "manual": {},
-        "problems": ["The grader failed on this submission; your instructor will grade it by hand."],
-        "questions": {},
-        "score": 0.0,
-        "max_score": 0.0,
-        "seconds": 0.0,
-    }
-    for q in spec.questions:
-        public["questions"][q.id] = {
-            "title": q.title or q.id,
-            "points": points[q.id],
-            "score": 0.0,
-            "status": "grader-error",
-            "messages": ["not graded: grader failure"],
-        }
-    public["max_score"] = sum(points.values())
-    for m in prepared.manual:
-        public["manual"][m.grade_id] = {"points": m.points, "status": "missing", "answer": None}
-    return {"public": public, "private": {"grader_errors": {"*": trace}, "message": message}}
-
-
-def _store(course: Course, spec: Assignment, student: str, result: dict, release_nb: Path, notebook_id: str) -> None:
+def _store(
+    course: Course, spec: Assignment, student: str, result: GradeResult, release_nb: Path, notebook_id: str
+) -> None:
+    public = result.public_json()
     out = course.autograded_dir(student, spec.name)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result["public"], indent=1) + "\n")
+    (out / "result.json").write_text(json.dumps(public, indent=1) + "\n")
     private = private_record(course, spec.name, student)
     private.parent.mkdir(parents=True, exist_ok=True)
-    private.write_text(json.dumps(result["private"], indent=1, default=str) + "\n")
+    private.write_text(json.dumps(result.private_json(), indent=1, default=str) + "\n")
     submitted = submission_notebook(course, spec, student)
-    nbformat.write(autograded_notebook(release_nb, submitted, result["public"]), out / spec.notebook)
+    nbformat.write(autograded_notebook(release_nb, submitted, public), out / spec.notebook)
     stamp = course.submission_dir(student, spec.name) / "timestamp.txt"
     timestamp = stamp.read_text().strip() if stamp.is_file() else None
-    record(course, spec.name, notebook_id, student, result["public"], timestamp)
+    record(course, spec.name, notebook_id, student, public, timestamp)
 
 
 def private_record(course: Course, assignment: str, student: str) -> Path:

@@ -489,13 +489,17 @@ def test_weights_are_checked_from_the_archive_headers_before_any_data_is_read(mo
 
 
 def _fake_assignment(check):
+    from course_grader.schema import Array, Call, Fields
     from course_grader.spec import Assignment, Question
+
+    def drive(inputs, h):  # never run here: the report below stands in for the sandbox
+        return {}
 
     return Assignment(
         "x.ipynb",
         [
-            Question("crashes", driver="", make_inputs=lambda rng: {}, check=check),
-            Question("fine", driver="", make_inputs=lambda rng: {}, check=lambda inputs, result: Verdict(1.0, ["✓"])),
+            Question("crashes", drive, lambda rng: {}, lambda inputs: Fields({"student": Array(None)}), check),
+            Question("fine", drive, lambda rng: {}, lambda inputs: Call(Array(())), lambda i, r: Verdict(1.0, ["✓"])),
         ],
         name="fake",
     )
@@ -504,25 +508,25 @@ def _fake_assignment(check):
 def test_a_crashing_check_is_a_grader_error_of_the_submission_not_plain_graded(monkeypatch, capsys):
     from course_grader import autograding
     from course_grader.cli import main
-    from course_grader.grading import score_run
+    from course_grader.grading import GradeResult, Prepared, score_run
     from course_grader.notebooks import Submission
     from course_grader.supervisor import RunReport, StepRecord
 
     def check(inputs, result):
-        return {"unhashable": 1}[result["student"]]  # a crafted result crashing a check
+        return {"unhashable": 1}[result["student"]]  # a bug in a check, crashing on a well-formed result
 
-    spec = _fake_assignment(check)
-    report = RunReport([StepRecord("ok", result={"student": []}), StepRecord("ok", result=1)], "test", 0, 0.1, [])
-    public = {"questions": {}, "manual": {}, "cells": [], "problems": []}
-    private = {"details": {}, "grader_errors": {}}
-    score_run(
-        spec, Submission([], []), {"crashes": {}, "fine": {}}, report, {"crashes": 2, "fine": 1}, [], public, private
+    prepared = Prepared(_fake_assignment(check), {"crashes": 2, "fine": 1}, [], ())
+    report = RunReport(
+        [StepRecord("ok", result={"student": [1.0]}), StepRecord("ok", result={"value": 1.0})], "test", 0, 0.1, []
     )
-    assert public["questions"]["crashes"]["status"] == "grader-error" and public["questions"]["fine"]["score"] == 1
-    assert public["status"] == "grader-error", "a grader error must never be reported as plain 'graded'"
-    assert any("grader error" in p and "crashes" in p for p in public["problems"])
-    assert "TypeError" in private["grader_errors"]["crashes"]
-    monkeypatch.setattr(autograding, "autograde", lambda *a, **k: {"anna": {"public": public, "private": private}})
+    result = GradeResult("fake", "graded", {}, {})
+    score_run(prepared, Submission([], []), {"crashes": {}, "fine": {}}, report, result)
+    assert result.questions["crashes"].status == "grader-error" and result.questions["fine"].score == 1
+    assert result.status == "grader-error", "a grader error must never be reported as plain 'graded'"
+    assert any("grader error" in p and "crashes" in p for p in result.problems)
+    assert "TypeError" in result.grader_errors["crashes"]
+    assert "grader_errors" not in result.public_json() and "TypeError" not in json.dumps(result.public_json())
+    monkeypatch.setattr(autograding, "autograde", lambda *a, **k: {"anna": result})
     threads = torch.get_num_threads()  # the CLI sets one torch thread for grading
     try:
         assert main(["--root", str(REPO), "autograde", "a1_score_function"]) == 1, "the CLI's exit code shows it"

@@ -109,7 +109,7 @@ def corpus(tmp_path_factory):
 
 
 def public(run, student) -> dict:
-    return run["results"][student]["public"]
+    return run["results"][student].public_json()
 
 
 def question_scores(run, student) -> dict[str, float]:
@@ -123,10 +123,8 @@ def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     assert sorted(run["collected"]["collected"]) == sorted(run["cases"]), run["collected"]["skipped"]
     assert sorted(run["results"]) == sorted(run["cases"])
     for student, result in run["results"].items():
-        assert result["public"]["status"] in ("graded", "invalid"), f"{student}: {result['public']['status']}"
-        assert not result["private"].get("grader_errors"), (
-            f"{student}: a check crashed: {result['private']['grader_errors']}"
-        )
+        assert result.status in ("graded", "invalid"), f"{student}: {result.status}"
+        assert not result.grader_errors, f"{student}: a check crashed: {result.grader_errors}"
     assert public(run, "invalid_json")["status"] == "invalid" and public(run, "not_a_notebook")["status"] == "invalid"
 
 
@@ -317,7 +315,7 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
         leaked = [line for line in hidden_lines if line in text]
         assert not leaked, f"{student}'s feedback contains hidden-test source: {leaked[:3]}"
         expected = []
-        _numbers(run["results"][student]["private"].get("details", {}), expected)
+        _numbers(run["results"][student].details, expected)
         shown = set(re.findall(r"-?\d+\.\d{3,}", text))
         leaked = sorted({f"{x:.4f}" for x in expected if abs(x) > 1e-3 and (f"{x:.4f}" in shown or repr(x) in text)})
         assert not leaked, f"{student}'s feedback contains expected values {leaked[:5]}"
@@ -333,7 +331,7 @@ def test_read_files_cheat_is_real_without_the_sandbox(corpus, name, tmp_path):
     path = tmp_path / run["ctx"].notebook_name
     path.write_bytes(run["built"]["cheat_read_files"])
     result = grade_submission(spec, path, None, seed=SEED, cell_timeout=CELL_TIMEOUT)
-    assert result["public"]["score"] > public(run, "partly_right")["score"], (
+    assert result.score > public(run, "partly_right")["score"], (
         "without a sandbox the cheat should have found the solutions; the corpus would not notice a broken sandbox"
     )
 
