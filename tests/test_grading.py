@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_corpus import Context, all_cases, notebook_bytes
+from grading_corpus import HOSTILE_ASSIGNMENT, Context, all_cases, notebook_bytes
 
 from course_grader.autograding import GradingRefused, autograde, resolve_sandbox
 from course_grader.collection import collect
@@ -295,6 +295,37 @@ def _numbers(value, found):
     elif isinstance(value, list):
         for v in value:
             _numbers(v, found)
+
+
+def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
+    """The job file holds start-up settings only; inputs arrive with their step, and check-only inputs never."""
+    course, runs = corpus
+    run = runs[HOSTILE_ASSIGNMENT]
+    output = public(run, "cheat_read_job")["cells"][-1]["output"]
+    job = json.loads(output.split("CHEAT JOB:", 1)[1].splitlines()[0])
+    assert set(job) == {"preload", "drivers"}, job
+    spec = load_assignment(course.solutions, HOSTILE_ASSIGNMENT, course.assignments)
+    inputs = run["results"]["cheat_read_job"].inputs
+    for q in spec.questions:
+        for key, value in inputs[q.id].items():
+            if isinstance(value, (int, float)) and abs(value) > 1000:  # seeds: numbers that cannot appear by chance
+                assert str(value) not in output, f"{q.id}'s input {key} was readable before its driver ran"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
+    course, runs = corpus
+    run = runs[name]
+    spec = load_assignment(course.solutions, name, course.assignments)
+    for student, result in run["results"].items():
+        stored = json.loads((course.autograded_dir(student, name) / "result.json").read_text())
+        assert not {"seed", "inputs", "details", "grader_errors"} & set(stored), student
+        text = json.dumps(stored)
+        assert str(result.seed) not in text, f"{student}: the grader's seed is in result.json"
+        for q, values in result.inputs.items():
+            for key, value in values.items():
+                if key in spec.question(q).check_only:
+                    assert json.dumps(value)[:40] not in text, f"{student}: {q}'s check-only {key} is visible"
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
