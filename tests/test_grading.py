@@ -151,9 +151,10 @@ def test_each_case_gets_the_required_scores(corpus, name):
     assert not wrong, "\n".join(wrong)
     assert public(run, "solution")["score"] == public(run, "solution")["max_score"] == sum(points.values())
     assert public(run, "stub")["score"] == 0, "the released stub must score zero on every autograded question"
-    assert public(run, "mangled")["max_score"] == sum(points.values()), (
-        "points come from the solution, not the submission"
-    )
+    if name == HOSTILE_ASSIGNMENT:
+        assert public(run, "mangled")["max_score"] == sum(points.values()), (
+            "points come from the solution, not the submission"
+        )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -177,24 +178,24 @@ def cell_output(run, student: str, marker: str) -> str:
     return texts[0]
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
-def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name):
+def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus):
     course, runs = corpus
-    run = runs[name]
+    run = runs[HOSTILE_ASSIGNMENT]
     assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), (
         "student code could read solutions, hidden tests, the gradebook or other students' files"
     )
     assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), (
         "student code could write grade files or other students' submissions"
     )
-    for student, data in run["built"].items():  # every submission is still exactly what was handed in
-        stored = course.submission_dir(student, name) / run["ctx"].notebook_name
-        assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
+    for name, run in runs.items():
+        for student, data in run["built"].items():  # every submission is still exactly what was handed in
+            stored = course.submission_dir(student, name) / run["ctx"].notebook_name
+            assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
 
 
 def test_no_process_outlives_grading(corpus):
     course, runs = corpus
-    for run in runs.values():
+    for name, run in runs.items():
         marker = run["ctx"].marker
         alive = []
         for proc in Path("/proc").iterdir():
@@ -204,7 +205,9 @@ def test_no_process_outlives_grading(corpus):
             except OSError:
                 continue
         assert not alive, f"processes started by a submission survived grading: {alive}"
-        assert "daemon started" in cell_output(run, "cheat_daemon", "CHEAT"), "the daemon cheat did not even start"
+    assert "daemon started" in cell_output(runs[HOSTILE_ASSIGNMENT], "cheat_daemon", "CHEAT"), (
+        "the daemon cheat did not even start"
+    )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -238,14 +241,19 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
 
     assert "not valid notebook JSON" in public(run, "invalid_json")["problems"][0]
     assert "not a notebook" in public(run, "not_a_notebook")["problems"][0]
-    loop_q = specifics.QUESTIONS_USING[specifics.LOOP_FUNCTION][0]
-    assert "ran for more than" in messages("looping", loop_q)
-    assert any("ran for more than" in p for p in public(run, "looping")["problems"]), "the looping cell is not reported"
     raise_q = specifics.QUESTIONS_USING[specifics.RAISE_FUNCTION][0]
     assert "RuntimeError: boom" in messages("raising", raise_q)
     assert all("NotImplementedError" in messages("stub", q) for q in run["ctx"].question_ids)
-    assert any("died" in p for p in public(run, "crash_exit")["problems"])
-    assert any(c["error"] and "MemoryError" in c["error"] for c in public(run, "memory_hog")["cells"])
+    if name == HOSTILE_ASSIGNMENT:
+        loop_q = specifics.QUESTIONS_USING[specifics.LOOP_FUNCTION][0]
+        assert "ran for more than" in messages("looping", loop_q)
+        assert any("ran for more than" in p for p in public(run, "looping")["problems"]), "the looping cell is lost"
+        assert any("died" in p for p in public(run, "crash_exit")["problems"])
+        assert any(c["error"] and "MemoryError" in c["error"] for c in public(run, "memory_hog")["cells"])
+        assert all(
+            public(run, "cheat_fewer_results")["questions"][q]["status"] in ("malformed", "passed")
+            for q in run["ctx"].question_ids
+        )
     for student in run["cases"]:  # a reason for every lost point
         for q, entry in public(run, student)["questions"].items():
             if entry["score"] < entry["points"]:
@@ -353,10 +361,10 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
         assert "Score:" in text and ("✗" in text or "✓" in text or student in ("invalid_json", "not_a_notebook"))
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
-def test_read_files_cheat_is_real_without_the_sandbox(corpus, name, tmp_path):
+def test_read_files_cheat_is_real_without_the_sandbox(corpus, tmp_path):
     """The same cheat, unsandboxed, does find the solution and score more: the sandbox is what stops it."""
     course, runs = corpus
+    name = HOSTILE_ASSIGNMENT
     run = runs[name]
     spec = load_assignment(course.solutions, name, course.assignments)
     path = tmp_path / run["ctx"].notebook_name

@@ -387,32 +387,34 @@ CRASH_EXIT = "import os\nos._exit(3)"
 MEMORY_HOG = "hog = bytearray(16 * 2**30)  # 16 GB"
 
 
+def _template_cheat(student, source, description, at_end=True, template=False) -> Case:
+    """A cheat appended to the honest partial submission (``source`` may name the course's paths)."""
+
+    def build(c: Context) -> bytes:
+        nb = partly_right(c)
+        code = (
+            source.format(
+                root=str(c.course_root),
+                repo=str(c.repo_root),
+                assignment=c.assignment,
+                notebook=c.notebook_name,
+                marker=c.marker,
+            )
+            if template
+            else source
+        )
+        return dump(append_code(nb, code, None if at_end else after_setup(nb)))
+
+    return Case(student, build, description, base="partly_right")
+
+
 def generic_cases(ctx: Context) -> list[Case]:
+    """Cases every assignment gets: its own answers right, wrong, missing or unreadable."""
     spec = ctx.specifics()
     q_all = ctx.question_ids
     full = {q: "full" for q in q_all}
     zero = {q: 0.0 for q in q_all}
-    looped = set(spec.QUESTIONS_USING[spec.LOOP_FUNCTION])
     raised = set(spec.QUESTIONS_USING[spec.RAISE_FUNCTION])
-
-    def cheat(student, source, description, at_end=True, template=False):
-        def build(c: Context) -> bytes:
-            nb = partly_right(c)
-            code = (
-                source.format(
-                    root=str(c.course_root),
-                    repo=str(c.repo_root),
-                    assignment=c.assignment,
-                    notebook=c.notebook_name,
-                    marker=c.marker,
-                )
-                if template
-                else source
-            )
-            return dump(append_code(nb, code, None if at_end else after_setup(nb)))
-
-        return Case(student, build, description, base="partly_right")
-
     return [
         Case("solution", lambda c: dump(read(c.solution)), "the solution notebook", expect=full),
         Case("stub", lambda c: dump(read(c.stub)), "the released stub, untouched", expect=zero),
@@ -423,6 +425,19 @@ def generic_cases(ctx: Context) -> list[Case]:
             "the solution with one function raising",
             expect={q: (0.0 if q in raised else "full") for q in q_all},
         ),
+        Case("invalid_json", lambda c: dump(read(c.solution))[:5000], "a notebook cut off in the middle", expect=zero),
+        Case("not_a_notebook", lambda c: b'{"hello": "world"}', "JSON that is not a notebook", expect=zero),
+    ]
+
+
+def hostile_cases(ctx: Context) -> list[Case]:
+    """Attacks on the grader itself rather than on one assignment's checks: run for one assignment only
+    (``HOSTILE_ASSIGNMENT``), since the sandbox, the protocol and the result parsing are the same for all."""
+    spec = ctx.specifics()
+    q_all = ctx.question_ids
+    looped = set(spec.QUESTIONS_USING[spec.LOOP_FUNCTION])
+    cheat = _template_cheat
+    return [
         Case(
             "looping",
             _looping,
@@ -430,13 +445,11 @@ def generic_cases(ctx: Context) -> list[Case]:
             base="partly_right",
             expect={q: 0.0 for q in looped},
         ),
-        Case("invalid_json", lambda c: dump(read(c.solution))[:5000], "a notebook cut off in the middle", expect=zero),
-        Case("not_a_notebook", lambda c: b'{"hello": "world"}', "JSON that is not a notebook", expect=zero),
         Case(
             "mangled",
             _mangled,
             "the solution with test cells deleted/edited, cells reordered, kernel and points changed",
-            expect=full,
+            expect={q: "full" for q in q_all},
         ),
         cheat("cheat_patch_testing", CHEAT_PATCH_TESTING, "patches torch.testing / numpy.testing", at_end=False),
         cheat("cheat_input_transformer", CHEAT_INPUT_TRANSFORMER, "an IPython input transformer blanks later cells"),
@@ -457,16 +470,6 @@ def generic_cases(ctx: Context) -> list[Case]:
         cheat("cheat_protocol", CHEAT_PROTOCOL, "writes forged messages into the grader's pipes"),
         cheat("crash_exit", CRASH_EXIT, "kills its own interpreter with os._exit"),
         cheat("memory_hog", MEMORY_HOG, "asks for 16 GB of memory"),
-    ]
-
-
-def hostile_cases(ctx: Context) -> list[Case]:
-    """Attacks on the grader itself rather than on one assignment's checks: run for one assignment only."""
-
-    def cheat(student, source, description):
-        return Case(student, lambda c: dump(append_code(partly_right(c), source)), description, base="partly_right")
-
-    return [
         cheat("cheat_fewer_results", CHEAT_FEWER_RESULTS, "drops the failed calls' records and keeps at most 15"),
         cheat("cheat_none_results", CHEAT_NONE_RESULTS, "turns every failed call into one that returned None"),
         cheat("cheat_crafted_results", CHEAT_CRAFTED_RESULTS, "replaces call records by values made to crash checks"),
