@@ -285,7 +285,7 @@ def run_steps(
                 env,
                 limits.sandbox,
                 [drivers] if drivers else None,
-                **({"hide": hide} if hide else {}),
+                hide=hide,
             )
             cwd, proc_env, described = None, None, status.describe()
         else:
