@@ -1,24 +1,31 @@
 """Hidden checks for assignment 2, "REINFORCE with baseline and A2C on CartPole" (never released, never sandboxed).
 
 How grading works is described in ``course_grader/spec.py``: for each question
-``make_inputs`` draws fresh inputs here, ``DRIVER_*`` (public, no expected
-values) calls the student's functions on them inside the sandbox, and
-``check_*`` tests properties of the returned numbers here, in the grader's
-process: agreement of the losses and their gradients with closed forms
-(the policy loss's gradient is minus the score-function estimate, and no
-gradient may flow through ⊥), advantages against a brute-force double sum on
-random batches with terminations, truncations and rollout cuts, and the
-trained policy's greedy return, evaluated by the grader's own network on
-seeds it chooses. Messages name the property that failed, never the expected
-number.
+``make_*_inputs`` draws fresh inputs here, the function of the same name in
+``drivers.py`` (public, no expected values) calls the student's functions on
+them inside the sandbox, ``*_RESULT`` fixes the shape of what it returns, and
+``check_*`` tests properties of the parsed values here, in the grader's
+process: agreement of the losses and their gradients with closed forms (the
+policy loss's gradient is minus the score-function estimate, and no gradient
+may flow through ⊥), advantages against a brute-force double sum on random
+batches with terminations, truncations and rollout cuts, and training as
+training: the trained policy's greedy return on a CartPole variant drawn per
+run, evaluated by the grader's own network on seeds it keeps, and a second
+run with the policy loss's gradient reversed, which a loop that learns
+through ``policy_loss`` must fail. Messages name the property that failed,
+never an expected number, a seed or a drawn input.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from course_grader.checks import Rubric, Wrong, as_array, as_float, load_state_dict, value
-from course_grader.spec import Assignment, Question
+from course_grader.checks import Rubric, Verdict
+from course_grader.schema import Array, Call, Fields, ListOf, Number, Weights
+from course_grader.spec import Assignment, Question, load_drivers
+from course_utils.networks import CategoricalPolicy
+
+DRIVERS = load_drivers(__file__)
 
 # ----------------------------------------------------------------------------- shared pieces
 
@@ -30,16 +37,23 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def _same_failure_everywhere(result, name: str) -> None:
+def _same_failure_everywhere(outcomes, name: str) -> None:
     """If every call raised the same exception (typically the stub's NotImplementedError), say just that."""
-    if not isinstance(result, list) or not result:
-        raise Wrong(f"{name}: the grader's driver returned no results")
-    kinds = {e.get("exception") if isinstance(e, dict) else None for e in result}
+    kinds = {o.exception for o in outcomes}
     if len(kinds) == 1 and None not in kinds:
-        value(result[0], name)
+        outcomes[0].get(name)
 
 
-def _linear_batch(rng, shape, n_features=3, n_actions=3) -> dict:
+def _close(got: np.ndarray, expected) -> bool:
+    """Same shape and equal within the tolerances (never broadcast)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=RTOL, atol=ATOL))
+
+
+N_FEATURES, N_ACTIONS = 3, 3  # the linear actor's W is (N_FEATURES, N_ACTIONS), the critic's u (N_FEATURES,)
+
+
+def _linear_batch(rng, shape, n_features=N_FEATURES, n_actions=N_ACTIONS) -> dict:
     """A batch for a linear actor (logits = obs @ W) and a linear critic (V = obs @ u), as plain data."""
     return {
         "obs": rng.normal(0, 1, size=(*shape, n_features)).round(4).tolist(),
@@ -52,21 +66,6 @@ def _linear_batch(rng, shape, n_features=3, n_actions=3) -> dict:
     }
 
 
-LINEAR_DRIVER_PRELUDE = """
-import numpy as np
-import torch
-
-def linear_batch(b):
-    obs = torch.tensor(b["obs"], dtype=torch.float64)
-    W = torch.tensor(b["W"], dtype=torch.float64, requires_grad=True)
-    u = torch.tensor(b["u"], dtype=torch.float64, requires_grad=True)
-    return obs, W, u
-
-def gradients(loss, params):
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-"""
-
 # ----------------------------------------------------------------------------- A.1 policy_loss
 
 
@@ -75,31 +74,19 @@ def make_policy_loss_inputs(rng):
     return {"batches": [_linear_batch(rng, shape) for shape in shapes]}
 
 
-DRIVER_POLICY_LOSS = (
-    LINEAR_DRIVER_PRELUDE
-    + """
-def one(f, b):
-    obs, W, u = linear_batch(b)
-    actions = torch.tensor(b["actions"])
-    log_probs = torch.log_softmax(obs @ W, dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    returns = torch.tensor(b["rewards"], dtype=torch.float64)
-    advantages = returns - obs @ u          # A_t = G_t - V(s_t): depends on the critic's u
-    loss = f(log_probs, advantages)
-    g_W, g_u = gradients(loss, (W, u))
-    return {"loss": loss, "grad_W": g_W, "grad_u": g_u}
-
-def drive(inputs, h):
-    f = h.student.policy_loss
-    return [h.call(one, f, b) for b in inputs["batches"]]
-"""
-)
+def POLICY_LOSS_RESULT(inputs):  # noqa: N802 - a schema, named like the constants below
+    return ListOf(
+        Call(Fields({"loss": Number(), "grad_W": Array((N_FEATURES, N_ACTIONS)), "grad_u": Array((N_FEATURES,))})),
+        len(inputs["batches"]),
+    )
 
 
-def check_policy_loss(inputs, result):
-    _same_failure_everywhere(result, "policy_loss")
+def check_policy_loss(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "policy_loss")
     rubric = Rubric()
     wrong = {"loss": 0, "grad_W": 0, "grad_u": 0}
-    for k, (b, entry) in enumerate(zip(inputs["batches"], result)):
+    first = None
+    for k, (b, outcome) in enumerate(zip(inputs["batches"], outcomes, strict=True)):
         obs, W, u = np.array(b["obs"]), np.array(b["W"]), np.array(b["u"])
         actions = np.array(b["actions"])
         log_pi = _log_softmax(obs @ W)
@@ -112,32 +99,37 @@ def check_policy_loss(inputs, result):
         weighted_obs = (A[..., None] * obs).reshape(M, -1)
         grad_W = -weighted_obs.T @ (onehot - np.exp(log_pi)).reshape(M, -1) / M
         rubric.details[f"batch {k}"] = {"loss": loss}
-        got = value(entry, "policy_loss")
-        if not isinstance(got, dict):
-            raise Wrong("policy_loss: the grader's driver returned no result")
-        wrong["loss"] += not np.isclose(as_float(got.get("loss"), "the loss"), loss, rtol=RTOL, atol=ATOL)
-        wrong["grad_W"] += not np.allclose(
-            as_array(got.get("grad_W"), "∇_W loss", W.shape), grad_W, rtol=RTOL, atol=ATOL
-        )
-        wrong["grad_u"] += not np.allclose(as_array(got.get("grad_u"), "∇_u loss", u.shape), 0.0, atol=1e-9)
-    n = len(result)
+        if not outcome.ok:
+            first = first or f"policy_loss {outcome.failure}"
+            for key in wrong:
+                wrong[key] += 1
+            continue
+        got = outcome.value
+        wrong["loss"] += not _close(got["loss"], loss)
+        wrong["grad_W"] += not _close(got["grad_W"], grad_W)
+        wrong["grad_u"] += got["grad_u"].shape != u.shape or not np.allclose(got["grad_u"], 0.0, atol=1e-9)
+    n = len(outcomes)
+    note = f" ({first})" if first else ""
     rubric.part(
         "the loss is -mean(A_t log π_θ(a_t|s_t)) on the grader's batches (shapes (M,) and (T, N))",
         1.0,
         wrong["loss"] == 0,
-        f"wrong on {wrong['loss']} of {n} batches",
+        f"wrong on {wrong['loss']} of {n} batches{note}",
     )
     rubric.part(
         "its gradient with respect to the actor is minus the score-function estimate -(1/M) Σ A_t ∇_θ log π_θ(a_t|s_t)",
         1.0,
         wrong["grad_W"] == 0,
-        f"wrong on {wrong['grad_W']} of {n} batches",
+        f"wrong on {wrong['grad_W']} of {n} batches{note}",
     )
+    # A loss without any gradient sends none to the critic either: this part needs the actor's gradient right.
     rubric.part(
-        "no gradient reaches the critic through the advantages (⊥A_t)",
+        "no gradient reaches the critic through the advantages (⊥A_t), while the actor gets its gradient",
         1.0,
-        wrong["grad_u"] == 0,
-        f"the critic's parameters received a gradient on {wrong['grad_u']} of {n} batches",
+        wrong["grad_u"] == 0 and wrong["grad_W"] == 0,
+        f"the critic's parameters received a gradient on {wrong['grad_u']} of {n} batches"
+        if wrong["grad_u"]
+        else "not credited while the actor's gradient is wrong",
     )
     return rubric.verdict()
 
@@ -150,50 +142,42 @@ def make_value_loss_inputs(rng):
     return {"batches": [_linear_batch(rng, shape) for shape in shapes]}
 
 
-DRIVER_VALUE_LOSS = (
-    LINEAR_DRIVER_PRELUDE
-    + """
-def one(f, b):
-    obs, W, u = linear_batch(b)
-    next_obs = torch.tensor(b["next_obs"], dtype=torch.float64)
-    values = obs @ u
-    returns = torch.tensor(b["rewards"], dtype=torch.float64) + b["gamma"] * (next_obs @ u)  # a target built with the critic
-    loss = f(values, returns)
-    (g_u,) = gradients(loss, (u,))
-    return {"loss": loss, "grad_u": g_u}
-
-def drive(inputs, h):
-    f = h.student.value_loss
-    return [h.call(one, f, b) for b in inputs["batches"]]
-"""
-)
+def VALUE_LOSS_RESULT(inputs):  # noqa: N802
+    return ListOf(
+        Call(Fields({"loss": Number(), "grad_u": Array((N_FEATURES,))})),
+        len(inputs["batches"]),
+    )
 
 
-def check_value_loss(inputs, result):
-    _same_failure_everywhere(result, "value_loss")
+def check_value_loss(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "value_loss")
     rubric = Rubric()
     wrong = {"loss": 0, "grad": 0}
-    for k, (b, entry) in enumerate(zip(inputs["batches"], result)):
+    first = None
+    for k, (b, outcome) in enumerate(zip(inputs["batches"], outcomes, strict=True)):
         obs, next_obs, u = np.array(b["obs"]), np.array(b["next_obs"]), np.array(b["u"])
         V = obs @ u
         G = np.array(b["rewards"]) + b["gamma"] * (next_obs @ u)
         loss = float(((V - G) ** 2).mean())
         grad = 2 * (V - G).reshape(-1) @ obs.reshape(V.size, -1) / V.size  # the target ⊥G is a constant
         rubric.details[f"batch {k}"] = {"loss": loss}
-        got = value(entry, "value_loss")
-        if not isinstance(got, dict):
-            raise Wrong("value_loss: the grader's driver returned no result")
-        wrong["loss"] += not np.isclose(as_float(got.get("loss"), "the loss"), loss, rtol=RTOL, atol=ATOL)
-        wrong["grad"] += not np.allclose(as_array(got.get("grad_u"), "∇_φ loss", u.shape), grad, rtol=RTOL, atol=ATOL)
-    n = len(result)
+        if not outcome.ok:
+            first = first or f"value_loss {outcome.failure}"
+            wrong["loss"] += 1
+            wrong["grad"] += 1
+            continue
+        wrong["loss"] += not _close(outcome.value["loss"], loss)
+        wrong["grad"] += not _close(outcome.value["grad_u"], grad)
+    n = len(outcomes)
+    note = f" ({first})" if first else ""
     rubric.part(
-        "the loss is mean((V_φ(s_t) - Ĝ_t)²)", 1.0, wrong["loss"] == 0, f"wrong on {wrong['loss']} of {n} batches"
+        "the loss is mean((V_φ(s_t) - Ĝ_t)²)", 1.0, wrong["loss"] == 0, f"wrong on {wrong['loss']} of {n} batches{note}"
     )
     rubric.part(
         "its gradient treats the target as a constant (⊥Ĝ_t), even when the target was computed with the critic",
         1.0,
         wrong["grad"] == 0,
-        f"wrong on {wrong['grad']} of {n} batches",
+        f"wrong on {wrong['grad']} of {n} batches{note}",
     )
     return rubric.verdict()
 
@@ -213,27 +197,19 @@ def make_entropy_inputs(rng):
     return {"cases": cases}
 
 
-DRIVER_ENTROPY = """
-import torch
-
-def one(f, logits):
-    logits = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-    H = f(logits)
-    (g,) = torch.autograd.grad(H, logits)
-    return {"entropy": H, "grad": g}
-
-def drive(inputs, h):
-    f = h.student.policy_entropy
-    return [h.call(one, f, c["logits"]) for c in inputs["cases"]]
-"""
+def ENTROPY_RESULT(inputs):  # noqa: N802
+    return ListOf(
+        Call(Fields({"entropy": Number(), "grad": Array((None, None))})),
+        len(inputs["cases"]),
+    )
 
 
-def check_entropy(inputs, result):
-    _same_failure_everywhere(result, "policy_entropy")
+def check_entropy(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "policy_entropy")
     rubric = Rubric()
     failures = {"value": 0, "grad": 0, "confident": []}
-    ordinary = 0
-    for k, (case, entry) in enumerate(zip(inputs["cases"], result)):
+    ordinary, first = 0, None
+    for k, (case, outcome) in enumerate(zip(inputs["cases"], outcomes, strict=True)):
         z = np.array(case["logits"])
         log_p = _log_softmax(z)
         p = np.exp(log_p)
@@ -242,48 +218,53 @@ def check_entropy(inputs, result):
         grad = -p * (log_p + H_rows[:, None]) / len(z)  # ∂ mean H / ∂z_k = -p_k (log p_k + H) / M
         rubric.details[f"case {k}"] = {"entropy": H}
         if case["kind"] == "confident":
-            try:
-                got = value(entry, "policy_entropy")
-                ok = (
-                    isinstance(got, dict)
-                    and np.isclose(as_float(got.get("entropy"), "the entropy"), H, rtol=RTOL, atol=ATOL)
-                    and np.allclose(as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL)
-                )
-                if not ok:
-                    failures["confident"].append("wrong value or gradient")
-            except Wrong as err:
-                failures["confident"].append(str(err))
+            if not outcome.ok:
+                failures["confident"].append(f"policy_entropy {outcome.failure}")
+            elif not (_close(outcome.value["entropy"], H) and _close(outcome.value["grad"], grad)):
+                failures["confident"].append("wrong value or gradient")
             continue
         ordinary += 1
-        got = value(entry, "policy_entropy")
-        if not isinstance(got, dict):
-            raise Wrong("policy_entropy: the grader's driver returned no result")
-        failures["value"] += not np.isclose(as_float(got.get("entropy"), "the entropy"), H, rtol=RTOL, atol=ATOL)
-        failures["grad"] += not np.allclose(
-            as_array(got.get("grad"), "its gradient", z.shape), grad, rtol=RTOL, atol=ATOL
-        )
+        if not outcome.ok:
+            first = first or f"policy_entropy {outcome.failure}"
+            failures["value"] += 1
+            failures["grad"] += 1
+            continue
+        failures["value"] += not _close(outcome.value["entropy"], H)
+        failures["grad"] += not _close(outcome.value["grad"], grad)
+    note = f" ({first})" if first else ""
     rubric.part(
         "the mean over states of H[π(·|s)] = -Σ_a π(a|s) log π(a|s)",
         0.5,
         failures["value"] == 0,
-        f"wrong on {failures['value']} of {ordinary} batches of logits",
+        f"wrong on {failures['value']} of {ordinary} batches of logits{note}",
     )
     rubric.part(
         "its gradient with respect to the logits",
         0.25,
         failures["grad"] == 0,
-        f"wrong on {failures['grad']} of {ordinary} batches of logits",
+        f"wrong on {failures['grad']} of {ordinary} batches of logits{note}",
     )
+    # A nearly deterministic policy has entropy and gradient close to 0: a function returning 0 would pass
+    # this case alone, so it counts only when the ordinary cases are right.
+    ordinary_right = failures["value"] == 0 and failures["grad"] == 0
     rubric.part(
         "finite and correct for a nearly deterministic policy (some probabilities underflow to 0)",
         0.25,
-        not failures["confident"],
-        "; ".join(failures["confident"][:1]),
+        not failures["confident"] and ordinary_right,
+        "; ".join(failures["confident"][:1]) or "not credited while the ordinary cases are wrong",
     )
     return rubric.verdict()
 
 
 # ----------------------------------------------------------------------------- B.1 advantages
+
+ADVANTAGE_KINDS = {
+    "cut": "on a batch where no episode ends",
+    "terminated": "on a batch with terminations",
+    "truncated": "on a batch with truncations",
+    "mixed": "on a batch with terminations and truncations",
+    "lambda": "at a limit of λ (0 or 1, once with γ = 1)",
+}
 
 
 def _advantage_case(rng, kind: str, p_term: float, p_trunc: float, lam=None, gamma=None) -> dict:
@@ -325,18 +306,8 @@ def make_advantages_inputs(rng):
     return {"cases": cases}
 
 
-DRIVER_ADVANTAGES = """
-import torch
-
-def drive(inputs, h):
-    f = h.student.advantages
-    out = []
-    for c in inputs["cases"]:
-        args = [torch.tensor(c[k], dtype=torch.float64) for k in ("rewards", "values", "next_values")]
-        flags = [torch.tensor(c[k], dtype=torch.bool) for k in ("terminated", "truncated")]
-        out.append(h.call(f, *args, *flags, c["gamma"], c["lam"]))
-    return out
-"""
+def ADVANTAGES_RESULT(inputs):  # noqa: N802
+    return ListOf(Call(Array((None, None))), len(inputs["cases"]))
 
 
 def advantages_brute_force(case: dict) -> np.ndarray:
@@ -356,23 +327,25 @@ def advantages_brute_force(case: dict) -> np.ndarray:
     return A
 
 
-def check_advantages(inputs, result):
-    _same_failure_everywhere(result, "advantages")
+def check_advantages(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "advantages")
     rubric = Rubric()
-    failures = {kind: [] for kind in ("cut", "terminated", "truncated", "mixed", "lambda")}
-    for k, (case, entry) in enumerate(zip(inputs["cases"], result)):
+    failures = {kind: [] for kind in ADVANTAGE_KINDS}
+    for k, (case, outcome) in enumerate(zip(inputs["cases"], outcomes, strict=True)):
         expected = advantages_brute_force(case)
         rubric.details[f"case {k}"] = {"expected": expected.tolist()}
-        label = f"T, N = {expected.shape}, γ = {case['gamma']:.3g}, λ = {case['lam']:.3g}"
-        try:
-            got = as_array(value(entry, "advantages"), "advantages", expected.shape)
-        except Wrong as err:
-            failures[case["kind"]].append(f"{label}: {err}")
+        where = ADVANTAGE_KINDS[case["kind"]]
+        if not outcome.ok:
+            failures[case["kind"]].append(f"{where}, advantages {outcome.failure}")
+            continue
+        got = outcome.value
+        if got.shape != expected.shape:
+            failures[case["kind"]].append(f"{where}, it returned an array whose shape is not the rewards' (T, N)")
             continue
         bad = ~np.isclose(got, expected, rtol=RTOL, atol=ATOL)
         if bad.any():
             failures[case["kind"]].append(
-                f"{label}: disagrees with the definition at {int(bad.sum())} of {bad.size} entries"
+                f"{where}, it disagrees with the definition at {max(1, round(100 * bad.mean()))}% of the entries"
             )
     rubric.part(
         "no episode ends in the batch: the sum of TD errors stops at the last step, whose δ bootstraps "
@@ -405,52 +378,95 @@ def check_advantages(inputs, result):
     return rubric.verdict()
 
 
-# ----------------------------------------------------------------------------- B.2 train_a2c
+# ----------------------------------------------------------------------------- C.1 train_a2c
 
 TOTAL_STEPS = 20_000  # the training budget in environment steps, stated in the notebook
 N_EVAL_EPISODES = 20
 THRESHOLD = 100.0  # mean greedy return over the grader's evaluation episodes, stated in the notebook
+POLICY_SHAPES = {key: tuple(w.shape) for key, w in CategoricalPolicy(4, 2).state_dict().items()}
+POLE = (2, 3)  # CartPole's observation: cart position, cart velocity, pole angle, pole angular velocity
 
 
 def make_train_inputs(rng):
+    # The variant: a signed permutation of the observation's coordinates, never one that leaves the pole's angle
+    # and angular velocity where and as they were (a controller written for CartPole-v1 reads those two).
+    while True:
+        permutation = [int(i) for i in rng.permutation(4)]
+        signs = [int(s) for s in rng.choice([-1, 1], size=4)]
+        if not all(permutation[i] == i and signs[i] == 1 for i in POLE):
+            break
     return {
         "total_steps": TOTAL_STEPS,
         "seed": int(rng.integers(0, 10_000)),
+        "permutation": permutation,
+        "signs": signs,
+        "reversed_seed": int(rng.integers(0, 10_000)),
         "eval_seed": int(rng.integers(100_000, 2**31 - 1_000)),
     }
 
 
-DRIVER_TRAIN = """
-def drive(inputs, h):
-    weights, error = h.run(h.student.train_a2c, inputs["total_steps"], inputs["seed"])
-    if error is not None:
-        return {"weights": error}
-    if hasattr(weights, "state_dict"):   # a network instead of its state_dict: take its weights
-        weights = weights.state_dict()
-    packed, error = h.run(h.arrays, weights)  # an .npz of the weights, loaded without pickle
-    return {"weights": error if error is not None else packed}
-"""
+def TRAIN_RESULT(inputs):  # noqa: N802
+    return Fields({"trained": Call(Weights(POLICY_SHAPES)), "reversed": Call(Weights(POLICY_SHAPES))})
+
+
+def policy_on_cartpole(weights: dict, permutation, signs) -> CategoricalPolicy:
+    """The grader's own CategoricalPolicy(4, 2) with weights learned on the variant, acting on CartPole-v1 itself.
+
+    The variant shows coordinate i as signs[i] · s[permutation[i]]; the first layer's column i moves to column
+    permutation[i], times signs[i], so the network computes exactly what it computed on the variant.
+    """
+    import torch
+
+    tensors = {key: torch.as_tensor(np.array(weights[key]), dtype=torch.float32) for key in POLICY_SHAPES}
+    first = tensors["net.0.weight"].clone()
+    first[:, list(permutation)] = tensors["net.0.weight"] * torch.tensor(signs, dtype=torch.float32)
+    tensors["net.0.weight"] = first
+    policy = CategoricalPolicy(4, 2)
+    policy.load_state_dict(tensors, strict=True)
+    return policy.eval()
+
+
+def _greedy_return(weights: dict, inputs) -> float:
+    from course_utils.evaluation import evaluate
+
+    policy = policy_on_cartpole(weights, inputs["permutation"], inputs["signs"])
+    mean, _ = evaluate(policy, "CartPole-v1", n_episodes=N_EVAL_EPISODES, seed=inputs["eval_seed"])
+    return mean
 
 
 def check_train(inputs, result):
-    from course_utils.evaluation import evaluate
-    from course_utils.networks import CategoricalPolicy
-
-    rubric = Rubric()
-    weights = result.get("weights") if isinstance(result, dict) else None
-    if isinstance(weights, dict) and "error" in weights:
-        value(weights, "train_a2c")  # raises Wrong with the student's exception
-    policy = load_state_dict(weights, CategoricalPolicy(4, 2), "train_a2c's state_dict")
-    mean, std = evaluate(policy, "CartPole-v1", n_episodes=N_EVAL_EPISODES, seed=inputs["eval_seed"])
-    rubric.details.update(mean_return=mean, std_return=std)
-    rubric.part(
-        f"the trained policy, loaded into the grader's own CategoricalPolicy(4, 2), reaches a mean greedy return "
-        f"of at least {THRESHOLD:.0f} over {N_EVAL_EPISODES} CartPole-v1 episodes on new seeds",
-        1.0,
-        mean >= THRESHOLD,
-        f"its mean return was {mean:.0f}",
+    trained = result["trained"].get("train_a2c")  # the student's exception, if it raised
+    mean = _greedy_return(trained, inputs)
+    learned = mean >= THRESHOLD
+    details = {"mean_return": mean}
+    messages = [
+        ("✓ " if learned else "✗ ")
+        + f"the trained policy, loaded into the grader's own CategoricalPolicy(4, 2), reaches a mean greedy return of "
+        f"at least {THRESHOLD:.0f} over {N_EVAL_EPISODES} episodes of a CartPole-v1 variant drawn for this run "
+        "(its observation coordinates reordered, some negated), on new seeds"
+        + ("" if learned else f": its mean return was {mean:.0f}")
+    ]
+    reversed_check = (
+        "it learns through your policy_loss: trained again with policy_loss replaced by one of the same value and "
+        "the opposite gradient, the loop must not reach the pass mark"
     )
-    return rubric.verdict()
+    if not learned:  # weights that do not balance would pass the second part whatever made them
+        messages.append(f"✗ {reversed_check}: not checked while the trained policy falls short of the pass mark")
+        return Verdict(0.0, messages, details)
+    reversed_run = result["reversed"]
+    if not reversed_run.ok:
+        messages.append(f"✗ {reversed_check}: with policy_loss's gradient reversed, train_a2c {reversed_run.failure}")
+        return Verdict(0.0, messages, details)
+    details["mean_return_reversed"] = mean_reversed = _greedy_return(reversed_run.value, inputs)
+    if mean_reversed >= THRESHOLD:
+        messages.append(
+            f"✗ {reversed_check}: with the reversed gradient it still produced a policy that reaches the pass mark, "
+            "so its weights do not come from gradient steps on policy_loss (does train_a2c call policy_loss by that "
+            "name?); the points need both parts"
+        )
+        return Verdict(0.0, messages, details)
+    messages.append(f"✓ {reversed_check}")
+    return Verdict(1.0, messages, details)
 
 
 # ----------------------------------------------------------------------------- the assignment
@@ -458,34 +474,55 @@ def check_train(inputs, result):
 ASSIGNMENT = Assignment(
     notebook="a2_policy_gradients.ipynb",
     cell_timeout=120,
+    cell_budget=60,
+    # The notebook forbids the course's reference code in answers: the sandbox hides it.
+    forbidden=("course_utils.algorithms", "course_utils.returns"),
     questions=[
         Question(
             "policy_loss",
-            DRIVER_POLICY_LOSS,
+            DRIVERS.policy_loss,
             make_policy_loss_inputs,
+            POLICY_LOSS_RESULT,
             check_policy_loss,
             timeout=20,
             title="A.1 policy_loss",
         ),
         Question(
             "value_loss",
-            DRIVER_VALUE_LOSS,
+            DRIVERS.value_loss,
             make_value_loss_inputs,
+            VALUE_LOSS_RESULT,
             check_value_loss,
             timeout=20,
             title="A.2 value_loss",
         ),
         Question(
-            "policy_entropy", DRIVER_ENTROPY, make_entropy_inputs, check_entropy, timeout=20, title="A.3 policy_entropy"
+            "policy_entropy",
+            DRIVERS.policy_entropy,
+            make_entropy_inputs,
+            ENTROPY_RESULT,
+            check_entropy,
+            timeout=20,
+            title="A.3 policy_entropy",
         ),
         Question(
             "advantages",
-            DRIVER_ADVANTAGES,
+            DRIVERS.advantages,
             make_advantages_inputs,
+            ADVANTAGES_RESULT,
             check_advantages,
             timeout=20,
             title="B.1 advantages",
         ),
-        Question("train_a2c", DRIVER_TRAIN, make_train_inputs, check_train, timeout=120, title="C.1 train_a2c"),
+        Question(
+            "train_a2c",
+            DRIVERS.train_a2c,
+            make_train_inputs,
+            TRAIN_RESULT,
+            check_train,
+            timeout=120,
+            check_only=("eval_seed",),
+            title="C.1 train_a2c",
+        ),
     ],
 )
