@@ -339,12 +339,10 @@ def ELBO_RESULT(inputs):  # noqa: N802
 
 
 def _reference_elbo(inputs, mu, log_sigma, eps):
-    """The ELBO estimate as defined, in torch (for its autograd gradient)."""
-    model = inputs["model"]
-    W, b, eta = _t(model["W"]), _t(model["b"]), model["eta"]
+    """The ELBO estimate as defined, in torch (for its autograd gradient), with the driver's log-likelihood."""
+    log_likelihood = DRIVERS.linear_gaussian_log_likelihood(inputs["model"])
     z = mu + log_sigma.exp() * eps
-    log_lik = -0.5 * ((_t(inputs["x"]) - (z @ W.T + b)) ** 2).sum(-1) / eta - 0.5 * len(b) * math.log(2 * math.pi * eta)
-    return log_lik.mean() - gaussian_kl_standard_normal(mu, log_sigma)
+    return log_likelihood(_t(inputs["x"]), z).mean() - gaussian_kl_standard_normal(mu, log_sigma)
 
 
 ESTIMATOR_WORDS = {"away": "for a q away from the posterior", "posterior": "at the exact posterior"}
