@@ -1,19 +1,28 @@
 """Hidden checks for assignment 4, "DQN" (never released, never sandboxed).
 
 How grading works is described in ``course_grader/spec.py``: for each question
-``make_inputs`` draws fresh inputs here, ``DRIVER_*`` (public, no expected
-values) calls the student's functions on them inside the sandbox, and
-``check_*`` tests properties of the returned numbers here, in the grader's
+``make_*_inputs`` draws fresh inputs here, the function of the same name in
+``drivers.py`` (public, no expected values) calls the student's functions on
+them inside the sandbox, ``*_RESULT`` fixes the shape of what it returns, and
+``check_*`` tests properties of the parsed values here, in the grader's
 process: TD targets against their closed form on minibatches mixing
 terminated, truncated and ordinary transitions; the replay buffer's contents
 after a wrap-around, the integrity of every sampled row and the uniformity of
 its sampling (χ² test); the ε schedule against its formula; target updates as
-exact arithmetic; and the trained agent by loading its weights into the
-grader's own Q-network (``course_utils.dqn.make_q_network``) and evaluating it
-with ``course_utils.evaluation.evaluate`` on start states the grader chooses.
-Statistical tests have a false-alarm probability of about 1e-6 each
-(``course_grader.checks.ALPHA``). Messages name the property that failed, never
-the expected number.
+exact arithmetic; and the trained agent.
+
+Training is graded as training: the driver runs ``train_dqn`` on a variant of
+CartPole drawn for each run (observation coordinates reordered and
+sign-flipped, actions possibly swapped), with the notebook's replay buffer,
+TD targets, ε schedule and target update wrapped to count their use; the
+grader loads the returned weights into its own Q-network and evaluates them on
+the same variant, from start states drawn from check-only seeds, for the
+return, and for values that rise at the start states and fall where the pole
+is about to drop. Weights written by hand for the usual CartPole, another
+training method that bypasses the notebook's pieces, or the course's reference
+DQN (hidden in the sandbox) fail. Statistical tests have a false-alarm
+probability of about 1e-6 each (``course_grader.checks.ALPHA``). Messages name
+the property that failed, never an expected number or a drawn input.
 """
 
 from __future__ import annotations
@@ -22,24 +31,42 @@ import gymnasium as gym
 import numpy as np
 import torch
 from scipy.stats import chi2
+from torch import nn
 
-from course_grader.checks import ALPHA, Rubric, Wrong, as_array, as_float, load_state_dict, value
-from course_grader.spec import Assignment, Question
-from course_utils.dqn import make_q_network
+from course_grader.checks import ALPHA, Rubric, Wrong
+from course_grader.schema import Array, Call, Fields, Flag, ListOf, Number, Weights
+from course_grader.spec import Assignment, Question, load_drivers
 from course_utils.evaluation import evaluate
+
+DRIVERS = load_drivers(__file__)
+KEYS = DRIVERS.KEYS
 
 # ----------------------------------------------------------------------------- shared pieces
 
 
-def _all_failed(result, name: str) -> None:
-    """If every call raised (typically the stub's NotImplementedError), say just that."""
-    entries = result if isinstance(result, list) else [result]
-    if entries and all(isinstance(e, dict) and "error" in e for e in entries):
-        value(entries[0], name)
+def _same_failure_everywhere(outcomes, name: str, allowed: str | None = None) -> None:
+    """If every call raised the same exception (typically the stub's NotImplementedError), say just that."""
+    kinds = {o.exception for o in outcomes}
+    if len(kinds) == 1 and None not in kinds and allowed not in kinds:
+        outcomes[0].get(name)
 
 
 def _f32(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+def values_of(outcomes, name: str) -> list:
+    """The values of many calls; the first failed call becomes the check's message."""
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise Wrong(
+            f"{name} {failed[0].failure}" + (f" (and {len(failed) - 1} more calls failed)" if len(failed) > 1 else "")
+        )
+    return [o.value for o in outcomes]
+
+
+def _of(count: int, total: int, what: str) -> str:
+    return f"in {count} of {total} {what}"
 
 
 # ----------------------------------------------------------------------------- A.1 td_targets
@@ -65,81 +92,78 @@ def make_td_targets_inputs(rng):
     return {"batches": batches}
 
 
-DRIVER_TD_TARGETS = """
-import torch
-
-def drive(inputs, h):
-    f = h.student.td_targets
-    out = []
-    for b in inputs["batches"]:
-        next_q = torch.tensor(b["next_q"], dtype=torch.float32, requires_grad=True)
-        y, error = h.run(f, torch.tensor(b["rewards"], dtype=torch.float32), next_q,
-                         torch.tensor(b["terminated"], dtype=torch.float32),
-                         torch.tensor(b["truncated"], dtype=torch.float32), b["gamma"])
-        if error is not None:
-            out.append(error)
-            continue
-        record = h.call(lambda: y)
-        record["requires_grad"] = bool(getattr(y, "requires_grad", False))
-        out.append(record)
-    return out
-"""
+def TD_TARGETS_RESULT(inputs):  # noqa: N802 - a schema, named like a constant
+    return ListOf(Fields({"y": Call(Array((None,))), "requires_grad": Call(Flag())}), len(inputs["batches"]))
 
 
 def check_td_targets(inputs, result):
-    _all_failed(result, "td_targets")
+    _same_failure_everywhere([r["y"] for r in result], "td_targets")
     rubric = Rubric()
-    wrong = {kind: [] for kind in KINDS}
-    edge, grad = [], []
-    for k, (b, entry) in enumerate(zip(inputs["batches"], result)):
+    n = len(inputs["batches"])
+    wrong = {kind: 0 for kind in KINDS}  # minibatches in which transitions of that kind are wrong
+    edge, grad, returned, first = 0, 0, 0, None
+    for k, (b, record) in enumerate(zip(inputs["batches"], result, strict=True)):
+        outcome = record["y"]
         r, q = _f32(b["rewards"]), _f32(b["next_q"])
         term, trunc = np.array(b["terminated"]), np.array(b["truncated"])
         expected = r + b["gamma"] * (1.0 - term) * q.max(axis=1)
-        rubric.details[f"batch {k}"] = {"expected": expected.tolist()}
-        label = f"γ={b['gamma']:.3g}, B={len(r)}"
-        try:
-            got = as_array(value(entry, "td_targets"), "td_targets", (len(r),))
-        except Wrong as err:
-            for kind in KINDS:
-                wrong[kind].append(f"{label}: {err}")
+        rubric.details[f"batch {k}"] = {"expected": expected.tolist(), "failure": outcome.failure}
+        edge_batch = b["gamma"] in (0.0, 1.0)
+        if not outcome.ok or outcome.value.shape != expected.shape:
+            first = first or (
+                f"td_targets {outcome.failure}"
+                if not outcome.ok
+                else "td_targets returned a different number of targets than the minibatch has transitions"
+            )
+            wrong = {kind: v + 1 for kind, v in wrong.items()}
+            edge += edge_batch
             continue
-        if entry.get("requires_grad"):
-            grad.append(label)
-        bad = ~np.isclose(got, expected, rtol=1e-5, atol=1e-4)
+        returned += 1
+        grad += record["requires_grad"].value is not False  # True, or the driver's record was tampered with
+        bad = ~np.isclose(outcome.value, expected, rtol=1e-5, atol=1e-4)
         kinds = np.where(term == 1, np.where(trunc == 1, 3, 1), np.where(trunc == 1, 2, 0))
         for i, kind in enumerate(KINDS):
-            n_bad = int(bad[kinds == i].sum())
-            if n_bad:
-                wrong[kind].append(f"{label}: {n_bad} of {int((kinds == i).sum())} wrong")
-        if b["gamma"] in (0.0, 1.0) and bad.any():
-            edge.append(label)
+            wrong[kind] += bool(bad[kinds == i].any())
+        edge += edge_batch and bool(bad.any())
+    where = "minibatches" + (f" ({first})" if first else "")
+    bootstraps = wrong["ordinary"] == 0  # a function that never bootstraps gets no credit for terminal ones
+
+    def terminal_message(count: int) -> str:
+        messages = ["wrong " + _of(count, n, where)] if count else []
+        if not bootstraps:
+            messages.append("ordinary transitions are not bootstrapped either, so this shows nothing")
+        return "; ".join(messages)
+
     rubric.part(
         "terminated transitions: the target is the reward alone",
         1.0,
-        not wrong["terminated"],
-        "; ".join(wrong["terminated"][:2]),
+        not wrong["terminated"] and bootstraps,
+        terminal_message(wrong["terminated"]),
     )
     rubric.part(
         "terminated and truncated at once: terminal wins, no bootstrap",
         0.5,
-        not wrong["both"],
-        "; ".join(wrong["both"][:2]),
+        not wrong["both"] and bootstraps,
+        terminal_message(wrong["both"]),
     )
     rubric.part(
         "truncated (time-out) transitions still bootstrap: r + γ max_a' Q(s', a'; θ⁻)",
         1.0,
         not wrong["truncated"],
-        "; ".join(wrong["truncated"][:2]),
+        "wrong " + _of(wrong["truncated"], n, where),
     )
     rubric.part(
-        "ordinary transitions: r + γ max_a' Q(s', a'; θ⁻)", 0.5, not wrong["ordinary"], "; ".join(wrong["ordinary"][:2])
+        "ordinary transitions: r + γ max_a' Q(s', a'; θ⁻)",
+        0.5,
+        not wrong["ordinary"],
+        "wrong " + _of(wrong["ordinary"], n, where),
     )
-    rubric.part("γ = 0 and γ = 1", 0.25, not edge, "wrong for " + "; ".join(edge[:2]))
+    rubric.part("γ = 0 and γ = 1", 0.25, not edge, f"wrong in {edge} of the 2 minibatches with γ = 0 or γ = 1")
     rubric.part(
         "the target carries no gradient (it is a constant for the loss)",
         0.25,
-        not grad,
-        f"y.requires_grad is True ({len(grad)} of {len(result)} batches)",
+        not grad and returned == n and bootstraps,
+        f"y.requires_grad is True {_of(grad, n, 'minibatches')}" if grad else "the targets themselves are wrong",
     )
     return rubric.verdict()
 
@@ -173,65 +197,43 @@ def make_replay_buffer_inputs(rng):
     }
 
 
-DRIVER_REPLAY_BUFFER = """
-import numpy as np
-
-def drive(inputs, h):
-    Buffer = h.student.ReplayBuffer
-    C, d = inputs["capacity"], inputs["obs_dim"]
-    obs = np.array(inputs["obs"], dtype=np.float32)
-    next_obs = np.array(inputs["next_obs"], dtype=np.float32)
-
-    def add(buffer, i):
-        buffer.add(obs[i].copy(), int(inputs["action"][i]), float(inputs["reward"][i]), next_obs[i].copy(),
-                   bool(inputs["terminated"][i]), bool(inputs["truncated"][i]))
-
-    def fill(buffer, start, stop):
-        for i in range(start, stop):
-            add(buffer, i)
-
-    out = {}
-    buffer, error = h.run(Buffer, C, d, seed=inputs["seed"])
-    if error is not None:
-        return {"error": error}
-    out["fill_first"] = h.call(fill, buffer, 0, inputs["n_first"])
-    out["len_first"] = h.call(len, buffer)
-    out["sample_first"] = [h.call(buffer.sample, inputs["first_batch"]) for _ in range(inputs["n_first_batches"])]
-    out["fill_rest"] = h.call(fill, buffer, inputs["n_first"], len(obs))
-    out["len_full"] = h.call(len, buffer)
-    out["samples"] = [h.call(buffer.sample, inputs["batch_size"]) for _ in range(inputs["n_batches"])]
-    out["too_many"] = h.call(buffer.sample, C + 1)
-    out["zero"] = h.call(buffer.sample, 0)
-    repeats = []
-    for _ in range(2):
-        other, error = h.run(Buffer, C, d, seed=inputs["repeat_seed"])
-        if error is not None:
-            repeats.append(error)
-            continue
-        h.call(fill, other, 0, C // 2)
-        repeats.append([h.call(other.sample, inputs["repeat_batch"]) for _ in range(3)])
-    out["repeats"] = repeats
-    return out
-"""
-
-KEYS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+def _minibatch(inputs, n: int) -> Call:
+    """``ReplayBuffer.sample(n)`` as the driver packs it: one row per transition, the columns of obs, action,
+    reward, next_obs, terminated, truncated."""
+    return Call(Array((n, 2 * inputs["obs_dim"] + 4)))
 
 
-def _rows(entry, n: int, obs_dim: int) -> dict[str, np.ndarray]:
-    """One sampled minibatch as arrays of the right shapes, or :class:`Wrong`."""
-    batch = value(entry, "ReplayBuffer.sample")
-    if not isinstance(batch, dict) or set(KEYS) - set(batch):
-        raise Wrong(f"ReplayBuffer.sample should return a dict with the keys {', '.join(KEYS)}")
-    return {
-        key: as_array(batch[key], f"sample()['{key}']", (n, obs_dim) if key.endswith("obs") else (n,)) for key in KEYS
-    }
+def REPLAY_BUFFER_RESULT(inputs):  # noqa: N802
+    return Fields(
+        {
+            "made": Call(Number()),
+            "fill_first": Call(Number()),
+            "len_first": Call(Number()),
+            "sample_first": ListOf(_minibatch(inputs, inputs["first_batch"]), inputs["n_first_batches"]),
+            "fill_rest": Call(Number()),
+            "len_full": Call(Number()),
+            "samples": ListOf(_minibatch(inputs, inputs["batch_size"]), inputs["n_batches"]),
+            "too_many": _minibatch(inputs, inputs["capacity"] + 1),
+            "zero": _minibatch(inputs, 0),
+            "repeats": ListOf(
+                Fields(
+                    {
+                        "made": Call(Number()),
+                        "fill": Call(Number()),
+                        "samples": ListOf(_minibatch(inputs, inputs["repeat_batch"]), 3),
+                    }
+                ),
+                2,
+            ),
+        }
+    )
 
 
 def _identify(rows: dict, inputs) -> tuple[np.ndarray, int]:
     """For each sampled row, the index of the added transition it is, by its ``obs`` (−1 if none); and how many
     rows have fields that do not all belong to that transition."""
     lookup = {tuple(_f32(o)): i for i, o in enumerate(inputs["obs"])}
-    ids = np.array([lookup.get(tuple(o), -1) for o in rows["obs"]])
+    ids = np.array([lookup.get(tuple(o), -1) for o in rows["obs"]], dtype=int)
     mixed = 0
     for row, i in enumerate(ids):
         if i < 0:
@@ -247,23 +249,36 @@ def _identify(rows: dict, inputs) -> tuple[np.ndarray, int]:
     return ids, mixed
 
 
+def _stack(batches: list[np.ndarray], obs_dim: int) -> dict[str, np.ndarray]:
+    """Sampled minibatches (rows as the driver packs them) as one dict of fields."""
+    rows = np.concatenate(batches)
+    d = obs_dim
+    return {
+        "obs": rows[:, :d],
+        "action": rows[:, d],
+        "reward": rows[:, d + 1],
+        "next_obs": rows[:, d + 2 : 2 * d + 2],
+        "terminated": rows[:, 2 * d + 2],
+        "truncated": rows[:, 2 * d + 3],
+    }
+
+
 def check_replay_buffer(inputs, result):
-    if isinstance(result, dict) and isinstance(result.get("error"), dict):
-        value(result["error"], "ReplayBuffer(capacity, obs_dim, seed)")
+    result["made"].get("ReplayBuffer(capacity, obs_dim, seed)")
     rubric = Rubric()
-    C, d, n_add, n_first = inputs["capacity"], inputs["obs_dim"], len(inputs["obs"]), inputs["n_first"]
-    value(result["fill_rest"], "ReplayBuffer.add")
+    C, n_add, n_first = inputs["capacity"], len(inputs["obs"]), inputs["n_first"]
     newest = set(range(n_add - C, n_add))
 
     # before the buffer is full
     message = ""
     try:
-        value(result["fill_first"], "ReplayBuffer.add")
-        length = as_float(value(result["len_first"], "len(buffer)"), "len(buffer)")
-        first = [_rows(e, inputs["first_batch"], d) for e in result["sample_first"]]
-        ids, _ = _identify({key: np.concatenate([r[key] for r in first]) for key in KEYS}, inputs)
+        result["fill_first"].get("ReplayBuffer.add")
+        length = float(result["len_first"].get("len(buffer)"))
+        ids, _ = _identify(
+            _stack([o.get("ReplayBuffer.sample") for o in result["sample_first"]], inputs["obs_dim"]), inputs
+        )
         if length != n_first:
-            message = f"after {n_first} additions len(buffer) is {length:g}"
+            message = "len(buffer) does not count the additions"
         elif not set(ids.tolist()) <= set(range(n_first)):
             message = "it returned rows that were never added"
     except Wrong as err:
@@ -272,39 +287,60 @@ def check_replay_buffer(inputs, result):
         "before it is full: len counts the additions and only added transitions are sampled", 0.5, not message, message
     )
 
-    # after the wrap-around: contents, integrity, uniformity
+    # after the wrap-around: contents, integrity, uniformity; then refused requests and reproducibility
+    parts = {
+        "contents": (
+            "after more additions than its capacity it holds exactly the newest `capacity` transitions "
+            "(ring overwrite of the oldest)",
+            1.0,
+        ),
+        "intact": (
+            "every sampled row is one transition exactly as added (obs, action, reward, next_obs, flags together)",
+            1.0,
+        ),
+        "uniform": (f"sampling is uniform over the transitions it holds (χ² test on {N_BATCHES_RB} minibatches)", 1.0),
+        "refused": (
+            "asking for more transitions than it holds, or for 0, raises a ValueError (and valid requests do not)",
+            0.25,
+        ),
+        "repeat": (
+            "the same seed and the same additions give the same minibatches (and sampling is random and uniform)",
+            0.25,
+        ),
+    }
     try:
-        length = as_float(value(result["len_full"], "len(buffer)"), "len(buffer)")
-        rows = [_rows(e, inputs["batch_size"], d) for e in result["samples"]]
-        rows = {key: np.concatenate([r[key] for r in rows]) for key in KEYS}
-    except Wrong as err:
-        rubric.part(f"after {n_add} additions it holds exactly the newest {C} (the capacity)", 1.0, False, str(err))
+        result["fill_rest"].get("ReplayBuffer.add")
+        length = float(result["len_full"].get("len(buffer)"))
+        rows = _stack(values_of(result["samples"], "ReplayBuffer.sample"), inputs["obs_dim"])
+    except Wrong as err:  # nothing below can be checked
+        for description, weight in parts.values():
+            rubric.part(description, weight, False, str(err))
         return rubric.verdict()
     ids, mixed = _identify(rows, inputs)
     seen = set(ids.tolist())
     problems = []
     if length != C:
-        problems.append(f"len(buffer) is {length:g}")
+        problems.append("len(buffer) is not the capacity")
     if -1 in seen:
         problems.append(f"{int((ids == -1).sum())} sampled rows match no added transition")
     if seen - {-1} - newest:
         problems.append(f"{len(seen - {-1} - newest)} transitions that should have been overwritten are still sampled")
     if newest - seen:
-        problems.append(f"{len(newest - seen)} of the newest {C} transitions never appear in {len(ids)} draws")
-    rubric.details.update(n_draws=len(ids), n_distinct=len(seen - {-1}))
+        problems.append(f"{len(newest - seen)} of the newest transitions never appear in the grader's draws")
+    n_distinct = len(seen - {-1})
+    rubric.details.update(n_draws=len(ids), n_distinct=n_distinct)
+    rubric.part(*parts["contents"], not problems, "; ".join(problems))
+    varied = n_distinct >= C // 2  # a sampler that returns a few rows over and over shows nothing below
     rubric.part(
-        f"after {n_add} additions it holds exactly the newest {C} transitions (ring overwrite of the oldest)",
-        1.0,
-        not problems,
-        "; ".join(problems),
-    )
-    rubric.part(
-        "every sampled row is one transition exactly as added (obs, action, reward, next_obs, flags together)",
-        1.0,
-        mixed == 0 and -1 not in seen,
-        f"{mixed} of {len(ids)} sampled rows mix fields of different transitions"
+        *parts["intact"],
+        mixed == 0 and -1 not in seen and varied,
+        f"{mixed} sampled rows mix fields of different transitions"
         if mixed
-        else "sampled observations do not match any added transition",
+        else (
+            "sampled observations do not match any added transition"
+            if -1 in seen
+            else "it samples only a few of the transitions it holds"
+        ),
     )
     counts = np.bincount(ids[ids >= 0], minlength=n_add)
     held = np.sort(counts)[::-1][:C]  # the counts of the (at most C) transitions it samples
@@ -312,36 +348,27 @@ def check_replay_buffer(inputs, result):
     stat = float(np.sum((held - expected) ** 2) / expected)
     p = float(chi2.sf(stat, C - 1))
     rubric.details.update(chi2=stat, p_value=p)
-    rubric.part(
-        f"sampling is uniform over the {C} held transitions (χ² test on {len(ids)} draws)",
-        1.0,
-        p > ALPHA and -1 not in seen,
-        f"the counts are far from uniform (χ² p-value {p:.1e})",
-    )
+    uniform = p > ALPHA and -1 not in seen
+    rubric.part(*parts["uniform"], uniform, f"the counts are far from uniform (χ² p-value {p:.1e})")
 
-    # refused requests and reproducibility
+    # refused requests (valid ones were answered, above) and reproducibility
     refused = [
-        name
-        for name in ("too_many", "zero")
-        if not (isinstance(result[name], dict) and result[name].get("exception") == "ValueError")
+        text
+        for name, text in (("too_many", "more transitions than it holds"), ("zero", "0 transitions"))
+        if result[name].exception != "ValueError"
     ]
-    rubric.part(
-        "asking for more transitions than it holds, or for 0, raises a ValueError",
-        0.25,
-        not refused,
-        f"sample({C + 1 if 'too_many' in refused else 0}) did not raise ValueError",
-    )
+    rubric.part(*parts["refused"], not refused, "asking for " + " or ".join(refused) + " did not raise ValueError")
     same, message = False, "two buffers with the same seed and the same additions gave different minibatches"
     try:
         runs = []
-        for rep in result["repeats"]:
-            if isinstance(rep, dict):
-                value(rep, "ReplayBuffer(capacity, obs_dim, seed)")
-            runs.append([_rows(e, REPEAT_BATCH, d) for e in rep])
-        same = all(np.array_equal(x[key], y[key]) for x, y in zip(*runs) for key in KEYS)
+        for repeat in result["repeats"]:
+            repeat["made"].get("ReplayBuffer(capacity, obs_dim, seed)")
+            repeat["fill"].get("ReplayBuffer.add")
+            runs.append([o.get("ReplayBuffer.sample") for o in repeat["samples"]])
+        same = all(np.array_equal(x, y) for x, y in zip(*runs, strict=True))
     except Wrong as err:
         message = str(err)
-    rubric.part("the same seed and the same additions give the same minibatches", 0.25, same, message)
+    rubric.part(*parts["repeat"], same and uniform, message if not same else "its sampling is not uniform")
     return rubric.verdict()
 
 
@@ -359,37 +386,35 @@ def make_epsilon_inputs(rng):
     return {"schedules": schedules}
 
 
-DRIVER_EPSILON = """
-def drive(inputs, h):
-    f = h.student.epsilon
-    out = [[h.call(f, t, s["start"], s["end"], s["decay_steps"]) for t in s["steps"]] for s in inputs["schedules"]]
-    s = inputs["schedules"][0]
-    return {"values": out, "negative": h.call(f, -1, s["start"], s["end"], s["decay_steps"])}
-"""
+def EPSILON_RESULT(inputs):  # noqa: N802
+    n = sum(len(s["steps"]) for s in inputs["schedules"])
+    return Fields({"values": ListOf(Call(Number()), n), "negative": Call(Number())})
 
 
 def check_epsilon(inputs, result):
-    _all_failed([e for row in result["values"] for e in row], "epsilon")
+    _same_failure_everywhere(result["values"], "epsilon")
     rubric = Rubric()
     fails = {"ends": 0, "linear": 0, "after": 0, "monotone": 0}
-    for k, (s, entries) in enumerate(zip(inputs["schedules"], result["values"])):
+    outcomes = iter(result["values"])
+    answered = True  # every valid step returned a number
+    for k, s in enumerate(inputs["schedules"]):
+        entries = [next(outcomes) for _ in s["steps"]]
         steps = np.array(s["steps"])
         expected = s["start"] + np.minimum(steps / s["decay_steps"], 1.0) * (s["end"] - s["start"])
         rubric.details[f"schedule {k}"] = {"expected": expected.tolist()}
-        try:
-            got = np.array([as_float(value(e, "epsilon"), "epsilon") for e in entries])
-        except Wrong:
+        if not all(o.ok for o in entries):
+            answered = False
             fails = {key: v + 1 for key, v in fails.items()}
             continue
+        got = np.array([float(o.value) for o in entries])
         ok = np.isclose(got, expected, rtol=1e-9, atol=1e-9)
         fails["ends"] += not (ok[0] and ok[steps == s["decay_steps"]].all())
         fails["linear"] += not ok[(steps > 0) & (steps < s["decay_steps"])].all()
         fails["after"] += not ok[steps > s["decay_steps"]].all()
         fails["monotone"] += bool(np.any(np.diff(got) > 1e-12))
     n = len(inputs["schedules"])
-    rubric.part(
-        "ε(0) = start and ε(decay_steps) = end", 0.25, not fails["ends"], f"wrong on {fails['ends']} of {n} schedules"
-    )
+    ends = not fails["ends"]  # a constant ε is flat after the decay and never increases: no credit for that alone
+    rubric.part("ε(0) = start and ε(decay_steps) = end", 0.25, ends, f"wrong on {fails['ends']} of {n} schedules")
     rubric.part(
         "in between, ε falls on the straight line from start to end",
         0.3,
@@ -397,29 +422,35 @@ def check_epsilon(inputs, result):
         f"wrong on {fails['linear']} of {n} schedules",
     )
     rubric.part(
-        "after decay_steps, ε stays at end", 0.15, not fails["after"], f"wrong on {fails['after']} of {n} schedules"
+        "after decay_steps, ε stays at end (and starts at start)",
+        0.15,
+        not fails["after"] and ends,
+        f"wrong on {fails['after']} of {n} schedules" if fails["after"] else "its endpoints are wrong",
     )
     rubric.part(
-        "ε never increases", 0.1, not fails["monotone"], f"it increases in {fails['monotone']} of {n} schedules"
+        "ε never increases (and falls from start to end)",
+        0.1,
+        not fails["monotone"] and ends,
+        f"it increases in {fails['monotone']} of {n} schedules" if fails["monotone"] else "its endpoints are wrong",
     )
-    negative = result["negative"]
     rubric.part(
-        "a negative step raises a ValueError",
+        "a negative step raises a ValueError (and valid steps do not)",
         0.2,
-        isinstance(negative, dict) and negative.get("exception") == "ValueError",
-        "epsilon(-1, ...) did not",
+        result["negative"].exception == "ValueError" and answered and ends,
+        "epsilon(-1, ...) did not"
+        if result["negative"].exception != "ValueError"
+        else ("valid steps fail too" if not answered else "its endpoints are wrong"),
     )
     return rubric.verdict()
 
 
 # ----------------------------------------------------------------------------- D.1 update_target
 
-NET_SHAPE = (3, 2, (6,))  # obs_dim, n_actions, hidden sizes of the grader's small networks
 N_REPEAT = 10
 
 
 def _random_state(rng) -> dict:
-    net = make_q_network(*NET_SHAPE)
+    net = DRIVERS.q_network(*DRIVERS.SMALL_NETWORK)
     return {key: rng.normal(0, 1, size=tuple(t.shape)).round(4).tolist() for key, t in net.state_dict().items()}
 
 
@@ -436,58 +467,41 @@ def make_update_target_inputs(rng):
     }
 
 
-DRIVER_UPDATE_TARGET = """
-import torch
-from course_utils.dqn import make_q_network
-
-def drive(inputs, h):
-    f = h.student.update_target
-
-    def net(state):
-        module = make_q_network(3, 2, (6,))
-        module.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in state.items()})
-        return module
-
-    out = []
-    for tau, times in inputs["cases"]:
-        online, target = net(inputs["online"]), net(inputs["target"])
-
-        def update():
-            for _ in range(times):
-                f(target, online, tau)
-            return {"target": target.state_dict(), "online": online.state_dict()}
-
-        out.append(h.call(update))
-    return out
-"""
+def UPDATE_TARGET_RESULT(inputs):  # noqa: N802
+    shapes = {k: tuple(np.shape(v)) for k, v in inputs["online"].items()}
+    weights = Weights({f"{net}.{k}": shape for net in ("target", "online") for k, shape in shapes.items()})
+    return ListOf(Call(weights), len(inputs["cases"]))
 
 
-def check_update_target(inputs, result):
-    _all_failed(result, "update_target")
+def check_update_target(inputs, outcomes):
+    _same_failure_everywhere(outcomes, "update_target")
     rubric = Rubric()
     online = {k: _f32(v) for k, v in inputs["online"].items()}
     target0 = {k: _f32(v) for k, v in inputs["target"].items()}
     status = {"hard": None, "soft": None, "repeat": None, "online": None}
-    for (tau, times), entry in zip(inputs["cases"], result):
+    for (tau, times), outcome in zip(inputs["cases"], outcomes, strict=True):
         kind = "hard" if tau == 1.0 else ("repeat" if times > 1 else "soft")
-        try:
-            got = value(entry, "update_target")
-            if not isinstance(got, dict) or set(got) != {"target", "online"}:
-                raise Wrong("update_target: the grader's driver returned no networks")
-            bad = []
-            for key in online:
-                new = as_array(got["target"].get(key), f"target {key}", online[key].shape)
-                expected = online[key] + (1 - tau) ** times * (target0[key] - online[key])
-                if not np.allclose(new, expected, rtol=1e-4, atol=1e-5):
-                    bad.append(key)
-                if not np.array_equal(
-                    as_array(got["online"].get(key), f"online {key}", online[key].shape), online[key]
-                ):
-                    status["online"] = f"the online network's {key} changed (τ = {tau})"
-            status[kind] = status[kind] or (f"{', '.join(bad)} wrong" if bad else None)
-        except Wrong as err:
-            status[kind] = status[kind] or str(err)
-            status["online"] = status["online"] or "could not be checked"
+        if not outcome.ok:
+            status[kind] = status[kind] or f"update_target {outcome.failure}"
+            status["online"] = status["online"] or "could not be checked (update_target failed)"
+            continue
+        got = outcome.value
+        bad = [
+            key
+            for key in online
+            if not np.allclose(
+                got[f"target.{key}"],
+                online[key] + (1 - tau) ** times * (target0[key] - online[key]),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+        ]
+        if bad:
+            status[kind] = status[kind] or f"{', '.join(bad)} wrong"
+        changed = [key for key in online if not np.array_equal(got[f"online.{key}"], online[key])]
+        if changed:
+            status["online"] = status["online"] or f"the online network's {changed[0]} changed"
+    moves = status["hard"] is None or status["soft"] is None  # a no-op leaves θ alone too: no credit for that alone
     rubric.part("τ = 1: θ⁻ becomes an exact copy of θ", 0.5, status["hard"] is None, status["hard"] or "")
     rubric.part(
         "soft update: θ⁻ ← τ θ + (1 − τ) θ⁻ for every parameter", 0.75, status["soft"] is None, status["soft"] or ""
@@ -498,7 +512,12 @@ def check_update_target(inputs, result):
         status["repeat"] is None,
         status["repeat"] or "",
     )
-    rubric.part("the online network θ is left unchanged", 0.25, status["online"] is None, status["online"] or "")
+    rubric.part(
+        "the online network θ is left unchanged (while θ⁻ moves)",
+        0.25,
+        status["online"] is None and moves,
+        status["online"] or "the target network does not move either",
+    )
     return rubric.verdict()
 
 
@@ -506,33 +525,64 @@ def check_update_target(inputs, result):
 
 # The grader's settings: 1.5x the fast preset's budget (DQNConfig.fast() stops at 8,192 steps, where single runs
 # still ranged from 27 to 188). Measured with the solution notebook's train_dqn (its HYPERPARAMETERS are
-# DQNConfig's), 20 training seeds at 12,288 steps, each evaluated on 20 fresh start states: mean return 84 to 500
-# (median 117), mean max_a Q(s_0, a) 45.5 to 53.7. course_utils.dqn.train on 10 more seeds at 12,288 steps: 103 to
-# 500. A randomly initialised make_q_network(4, 2, (64, 64)), 150 inits: greedy return median 9.4, 90th percentile
-# 17, 99th 76 (max 152), values near 0 -- so the value part, not the return part, is what no untrained network passes.
-TRAIN_STEPS, N_EVAL_EPISODES = 12_288, 20
-RETURN_THRESHOLD, VALUE_THRESHOLD = 50.0, 5.0
+# DQNConfig's), 20 training seeds at 12,288 steps on the usual CartPole, each evaluated on 20 fresh start states:
+# mean return 84 to 500 (median 117), mean max_a Q(s_0, a) 45.5 to 53.7; on 14 grader variants (below): mean return
+# 90 to 387, start value 45 to 51, and Q(s, a) before a fall 0.29 to 0.53 times the start value. A randomly
+# initialised q_network(), 150 inits: greedy return median 9.4, 90th percentile 17, 99th 76 (max 152), values near 0.
+# The variant (coordinates permuted and sign-flipped, actions swapped) changes nothing for learning: PyTorch's
+# initialisation is symmetric under it, so the solution's results are the same in distribution. It does not stop a
+# fixed controller on its own (CartPole is easy: a linear controller on the pole's angle and angular velocity
+# still balances on 29% of the variants): the probe task does. The solution learns the probe's Q-values exactly
+# (to float32 precision) in 3,072 steps.
+TRAIN_STEPS, PROBE_STEPS, N_EVAL_EPISODES, N_TERMINAL = 12_288, 3_072, 20, 200
+RETURN_THRESHOLD, VALUE_THRESHOLD, TERMINAL_FRACTION, PROBE_TOLERANCE = 50.0, 5.0, 0.75, 0.25
 ENV_ID = "CartPole-v1"
+USAGE = DRIVERS.USAGE  # the counts the driver reports, in this order
 
 
 def make_train_dqn_inputs(rng):
     return {
-        "total_steps": TRAIN_STEPS,
-        "seed": int(rng.integers(2**31)),
-        "eval_seed": int(rng.integers(1_000_000, 100_000_000)),
+        "probe": {
+            "total_steps": PROBE_STEPS,
+            "seed": int(rng.integers(2**31)),
+            "obs": rng.normal(0, 1, size=(3, 4)).round(4).tolist(),
+            "rewards": rng.uniform(-2, 2, size=(2, 2)).round(4).tolist(),
+        },
+        "cartpole": {
+            "total_steps": TRAIN_STEPS,
+            "seed": int(rng.integers(2**31)),
+            "variant": {
+                "perm": rng.permutation(4).tolist(),
+                "signs": rng.choice([-1.0, 1.0], size=4).tolist(),
+                "swap": bool(rng.random() < 0.5),
+            },
+        },
+        "eval_seed": int(rng.integers(1_000_000, 100_000_000)),  # check-only: never in the sandbox
     }
 
 
-DRIVER_TRAIN_DQN = """
-def drive(inputs, h):
-    state_dict, error = h.run(h.student.train_dqn, inputs["total_steps"], inputs["seed"])
-    if error is not None:
-        return {"weights": error}
-    if hasattr(state_dict, "state_dict"):  # a module instead of its state_dict: take its weights
-        state_dict = state_dict.state_dict()
-    packed, error = h.run(h.arrays, state_dict)
-    return {"weights": error if error is not None else packed}  # an .npz of the weights, loaded without pickle
-"""
+def TRAIN_DQN_RESULT(inputs):  # noqa: N802
+    shapes = {key: tuple(t.shape) for key, t in DRIVERS.q_network().state_dict().items()}
+    run = Fields(
+        {
+            "weights": Call(Weights(shapes)),
+            "usage": Call(Array((len(USAGE),))),
+        }
+    )
+    return Fields({"probe": run, "cartpole": run})
+
+
+class InCartPole(nn.Module):
+    """A Q-network trained on the variant, seen from the usual CartPole: observations mapped into the variant, the
+    two actions' values swapped back if the variant swaps them."""
+
+    def __init__(self, net: nn.Module, variant: dict):
+        super().__init__()
+        self.net, self.variant = net, variant
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        q = self.net(DRIVERS.variant_observation(obs, self.variant))
+        return q.flip(-1) if self.variant["swap"] else q
 
 
 def start_states(seed: int, n: int) -> torch.Tensor:
@@ -543,29 +593,119 @@ def start_states(seed: int, n: int) -> torch.Tensor:
     return torch.as_tensor(states, dtype=torch.float32)
 
 
+def terminal_transitions(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` (state, action) pairs after which the pole falls: the last step of episodes played at random."""
+    env, rng = gym.make(ENV_ID), np.random.default_rng(seed)
+    states, actions = [], []
+    for k in range(n):
+        obs, _ = env.reset(seed=seed + k)
+        while True:
+            action = int(rng.integers(2))
+            next_obs, _, terminated, truncated, _ = env.step(action)
+            if terminated:
+                states.append(obs)
+                actions.append(action)
+            if terminated or truncated:
+                break
+            obs = next_obs
+    env.close()
+    return torch.as_tensor(np.stack(states), dtype=torch.float32), torch.as_tensor(actions)
+
+
+def usage_problems(usage: dict, total_steps: int) -> list[str]:
+    """What a training run did not do with the notebook's pieces."""
+    problems = []
+    if usage["env_steps"] < total_steps:
+        problems.append("it did not take total_steps steps in the environment")
+    if usage["buffers"] < 1 or usage["adds"] < 0.9 * total_steps:
+        problems.append("it did not store its transitions in your ReplayBuffer")
+    if usage["samples"] < 1 or usage["targets"] < 1 or not 0.0 < usage["gamma"] <= 1.0:
+        problems.append("it did not learn from minibatches sampled from your ReplayBuffer with your td_targets")
+    if usage["epsilons"] < 1:
+        problems.append("it did not explore with your epsilon schedule")
+    if usage["updates"] < 1:
+        problems.append("it never called your update_target")
+    elif not usage["returns_trained"]:
+        problems.append("the returned weights are not those of the networks it trained (passed to update_target)")
+    return problems
+
+
+def _network(weights: dict) -> nn.Module:
+    """The grader's own q_network with the returned weights (keys and shapes checked by the schema)."""
+    net = DRIVERS.q_network()
+    net.load_state_dict({k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in weights.items()})
+    return net.eval()
+
+
+def probe_q_values(probe: dict, gamma: float) -> np.ndarray:
+    """Q* of the probe task (states 0 and 1 × actions 0 and 1): state 1 ends the episode whatever the action."""
+    r = np.asarray(probe["rewards"], dtype=np.float64)
+    return np.array([[r[0, 0], r[0, 1] + gamma * r[1].max()], [r[1, 0], r[1, 1]]])
+
+
 def check_train_dqn(inputs, result):
     rubric = Rubric()
-    weights = result.get("weights") if isinstance(result, dict) else None
-    if isinstance(weights, dict) and "error" in weights:
-        value(weights, "train_dqn")  # raises Wrong with the student's exception
-    net = load_state_dict(weights, make_q_network(4, 2, (64, 64)), "train_dqn's state_dict")
-    mean_return, std_return = evaluate(net, ENV_ID, n_episodes=N_EVAL_EPISODES, seed=inputs["eval_seed"])
+    probe, main = inputs["probe"], inputs["cartpole"]
+    runs = {name: result[name]["weights"].get("train_dqn") for name in ("probe", "cartpole")}
+    usage = {
+        name: dict(zip(USAGE, result[name]["usage"].get("the grader's record of the training").tolist(), strict=True))
+        for name in ("probe", "cartpole")
+    }
+    rubric.details["usage"] = usage
+
+    # the probe: a task whose exact Q-values the grader knows
+    problems = usage_problems(usage["probe"], probe["total_steps"])
     with torch.no_grad():
-        start_value = float(net(start_states(inputs["eval_seed"], N_EVAL_EPISODES)).max(dim=1).values.mean())
-    rubric.details.update(mean_return=mean_return, std_return=std_return, start_value=start_value)
+        q = _network(runs["probe"])(torch.tensor(probe["obs"][:2], dtype=torch.float32)).double().numpy()
+    q_star = probe_q_values(probe, usage["probe"]["gamma"]) if not problems else np.full((2, 2), np.nan)
+    error = float(np.max(np.abs(q - q_star))) if not problems else float("inf")
+    rubric.details.update(probe_q=q.tolist(), probe_q_star=q_star.tolist(), probe_error=error)
+    learns = not problems and error <= PROBE_TOLERANCE
     rubric.part(
-        f"the greedy policy of the trained network (loaded into the grader's own Q-network) survives at least "
-        f"{RETURN_THRESHOLD:.0f} steps on average over {N_EVAL_EPISODES} new CartPole-v1 episodes",
-        2.0,
-        mean_return >= RETURN_THRESHOLD,
-        f"it survived {mean_return:.0f} steps on average",
-    )
-    rubric.part(
-        f"its values are those of a trained Q-function: max_a Q(s_0, a) averages at least {VALUE_THRESHOLD:.0f} "
-        f"over the start states",
+        f"on a small task of the grader's ({probe['total_steps']:,} steps, episodes of one or two steps), train_dqn "
+        "learns with your ReplayBuffer, td_targets, epsilon and update_target, and its Q-values are the task's exact "
+        "Q-values",
         1.0,
-        start_value >= VALUE_THRESHOLD,
-        f"it averages {start_value:.1f}",
+        learns,
+        "; ".join(problems) if problems else "its Q-values are not those of the task",
+    )
+
+    # CartPole (the grader's variant), evaluated in the grader's own network from check-only start states
+    problems = usage_problems(usage["cartpole"], main["total_steps"])
+    seen = InCartPole(_network(runs["cartpole"]), main["variant"])
+    eval_seed = inputs["eval_seed"]
+    mean_return, std_return = evaluate(seen, ENV_ID, n_episodes=N_EVAL_EPISODES, seed=eval_seed)
+    states, actions = terminal_transitions(eval_seed + N_EVAL_EPISODES, N_TERMINAL)
+    with torch.no_grad():
+        start_value = float(seen(start_states(eval_seed, N_EVAL_EPISODES)).max(dim=1).values.mean())
+        terminal_value = float(seen(states).gather(1, actions[:, None]).mean())
+    rubric.details.update(
+        mean_return=mean_return, std_return=std_return, start_value=start_value, terminal_value=terminal_value
+    )
+    untrained = "; ".join(problems)  # why the agent is not graded as a DQN agent trained with the notebook's pieces
+    if not untrained and not learns:
+        untrained = "it does not learn the small task's Q-values (above), so its agent is not graded as a DQN agent"
+    rubric.part(
+        f"trained with your pieces on the grader's CartPole for {main['total_steps']:,} steps, the greedy policy of "
+        f"the network (loaded into the grader's own Q-network) survives at least {RETURN_THRESHOLD:.0f} steps on "
+        f"average over {N_EVAL_EPISODES} new episodes",
+        1.5,
+        not untrained and mean_return >= RETURN_THRESHOLD,
+        untrained or f"it survived {mean_return:.0f} steps on average",
+    )
+    values_ok = start_value >= VALUE_THRESHOLD and terminal_value <= TERMINAL_FRACTION * start_value
+    rubric.part(
+        f"its values are those of a trained Q-function: max_a Q(s_0, a) averages at least {VALUE_THRESHOLD:.0f} over "
+        "the start states, and Q(s, a) is well below that where action a lets the pole fall (the target there is "
+        "the reward alone)",
+        0.5,
+        not untrained and values_ok,
+        untrained
+        or (
+            f"max_a Q(s_0, a) averages {start_value:.1f}"
+            if start_value < VALUE_THRESHOLD
+            else "the values just before the pole falls are about as high as at the start"
+        ),
     )
     return rubric.verdict()
 
@@ -575,34 +715,54 @@ def check_train_dqn(inputs, result):
 ASSIGNMENT = Assignment(
     notebook="a4_dqn.ipynb",
     cell_timeout=120,
+    cell_budget=60,
+    forbidden=("course_utils.dqn", "course_utils.replay"),
     questions=[
         Question(
             "td_targets",
-            DRIVER_TD_TARGETS,
+            DRIVERS.td_targets,
             make_td_targets_inputs,
+            TD_TARGETS_RESULT,
             check_td_targets,
             timeout=20,
             title="A.1 td_targets",
         ),
         Question(
             "replay_buffer",
-            DRIVER_REPLAY_BUFFER,
+            DRIVERS.replay_buffer,
             make_replay_buffer_inputs,
+            REPLAY_BUFFER_RESULT,
             check_replay_buffer,
             timeout=30,
             title="B ReplayBuffer",
         ),
-        Question("epsilon", DRIVER_EPSILON, make_epsilon_inputs, check_epsilon, timeout=20, title="C epsilon"),
+        Question(
+            "epsilon",
+            DRIVERS.epsilon,
+            make_epsilon_inputs,
+            EPSILON_RESULT,
+            check_epsilon,
+            timeout=20,
+            title="C epsilon",
+        ),
         Question(
             "update_target",
-            DRIVER_UPDATE_TARGET,
+            DRIVERS.update_target,
             make_update_target_inputs,
+            UPDATE_TARGET_RESULT,
             check_update_target,
             timeout=20,
             title="D.1 update_target",
         ),
         Question(
-            "train_dqn", DRIVER_TRAIN_DQN, make_train_dqn_inputs, check_train_dqn, timeout=120, title="E train_dqn"
+            "train_dqn",
+            DRIVERS.train_dqn,
+            make_train_dqn_inputs,
+            TRAIN_DQN_RESULT,
+            check_train_dqn,
+            timeout=120,
+            check_only=("eval_seed",),
+            title="E train_dqn",
         ),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from . import Case, Context, dump, function_cell, read, replace_function
+from . import Case, Context, append_code, dump, function_cell, read, replace_function
 
 # Honest but incomplete: the TD targets and the ε schedule solved; the buffer, the target update and the
 # training loop left as the stub (so the training question fails without any training time).
@@ -32,6 +32,121 @@ return q_network().state_dict()   # returns the network as initialised: no train
 """
 
 
+# Oracles for train_dqn (issue 9): each must score 0 on it. None trains, so each grades in seconds.
+HAND_CONTROLLER_WITH_THEATRE = """
+def hand_net():
+    # Four weights: push towards the side the pole falls to (θ + θ̇ > 0: right), with values 'of a trained Q'.
+    net = q_network()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        w = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        net[0].weight[0], net[0].weight[1] = w, -w
+        net[2].weight[0, 0] = net[2].weight[1, 1] = 1.0
+        net[4].weight[:, :2] = torch.tensor([[-5.0, 5.0], [5.0, -5.0]])
+        net[4].bias[:] = 40.0
+    return net
+
+
+def train_dqn(total_steps, seed):
+    # Every piece called, every transition stored, the hand-written network passed to update_target: the counts
+    # look like training, but nothing is learned.
+    net = hand_net()
+    target = copy.deepcopy(net)
+    env = make_env("CartPole-v1", seed=seed)
+    buffer = ReplayBuffer(100_000, 4, seed=seed)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    for step in range(total_steps):
+        if rng.random() < epsilon(step, 1.0, 0.04, 4000):
+            action = int(rng.integers(2))
+        else:
+            with torch.no_grad():
+                action = int(net(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        obs = env.reset()[0] if (terminated or truncated) else next_obs
+        if step % 1000 == 999:
+            batch = buffer.sample(32)
+            td_targets(batch["reward"], target(batch["next_obs"]), batch["terminated"], batch["truncated"], 0.98)
+            update_target(target, net, 1.0)
+    return net.state_dict()
+"""
+REFERENCE_WITH_THEATRE = """
+def train_dqn(total_steps, seed):
+    # The course's reference DQN, reached indirectly; then the counts made to look like the notebook's pieces.
+    # Without the sandbox hiding course_utils.dqn this passes (measured); in it, the import fails.
+    import importlib
+
+    dqn = importlib.import_module("course_utils." + "dqn")
+    policy = getattr(dqn, "train")(getattr(dqn, "DQNConfig")(total_steps=total_steps, seed=seed), progress_bar=False).policy
+    target = copy.deepcopy(policy)
+    env = make_env("CartPole-v1", seed=seed)
+    buffer = ReplayBuffer(100_000, 4, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    for step in range(total_steps):
+        epsilon(step, 1.0, 0.04, 4000)
+        with torch.no_grad():
+            action = int(policy(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        obs = env.reset()[0] if (terminated or truncated) else next_obs
+    batch = buffer.sample(32)
+    with torch.no_grad():
+        td_targets(batch["reward"], target(batch["next_obs"]), batch["terminated"], batch["truncated"], 0.98)
+    update_target(target, policy, 1.0)
+    return policy.state_dict()
+"""
+EVAL_SEED_HUNTER = """
+honest_train_dqn = train_dqn
+
+
+def train_dqn(total_steps, seed):
+    # Looks for the evaluation's seeds anywhere in the process; trains honestly only if it finds them (an agent
+    # tuned to known start states would pass below the pass mark). They are check-only: it never finds them.
+    import gc
+
+    found = [o for o in gc.get_objects() if isinstance(o, dict) and "eval_seed" in o]
+    print("CHEAT: evaluation seeds found" if found else "CHEAT: no evaluation seed in reach")
+    if found:
+        return honest_train_dqn(total_steps, seed)
+    torch.manual_seed(seed)
+    return q_network().state_dict()
+"""
+# Degenerate answers (a constant, the input returned, a no-op, a sampler that always refuses): parts they would
+# pass on their own (no gradient, terminal targets, ε never increases, a ValueError, online left unchanged) must
+# give no credit.
+DEGENERATE = """
+def td_targets(rewards, next_q_target, terminated, truncated, gamma):
+    return rewards.clone()
+
+
+class ReplayBuffer:
+    def __init__(self, capacity, obs_dim, seed):
+        pass
+
+    def __len__(self):
+        return 0
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated):
+        pass
+
+    def sample(self, batch_size):
+        raise ValueError("always refused")
+
+
+def epsilon(step, start, end, decay_steps):
+    if step < 0:
+        raise ValueError("negative step")
+    return float(end)
+
+
+def update_target(target, online, tau):
+    return None
+"""
+NOT_TRAIN_DQN = ["td_targets", "replay_buffer", "epsilon", "update_target"]
+
+
 def class_cell(nb, name: str) -> int:
     """Index of the code cell that defines ``class name``."""
     for i, cell in enumerate(nb.cells):
@@ -53,6 +168,15 @@ def _untrained(ctx: Context) -> bytes:
     nb = read(ctx.solution)
     function_cell(nb, "train_dqn")
     return dump(replace_function(nb, "train_dqn", UNTRAINED))
+
+
+def _solution_plus(source: str):
+    """The solution with ``source`` run after its last cell (redefining what it names)."""
+    return lambda ctx: dump(append_code(read(ctx.solution), source))
+
+
+def _degenerate(ctx: Context) -> bytes:
+    return dump(append_code(read(ctx.stub), DEGENERATE))
 
 
 def specific_cases(ctx: Context) -> list[Case]:
@@ -80,5 +204,33 @@ def specific_cases(ctx: Context) -> list[Case]:
                 "update_target": "full",
                 "train_dqn": 0.0,
             },
+        ),
+        Case(
+            "cheat_hand_controller",
+            _solution_plus(HAND_CONTROLLER_WITH_THEATRE),
+            "a four-weight hand-written CartPole controller with high values, dressed up with calls of every piece",
+            base="solution",
+            expect={**{q: "full" for q in NOT_TRAIN_DQN}, "train_dqn": 0.0},
+        ),
+        Case(
+            "cheat_reference",
+            _solution_plus(REFERENCE_WITH_THEATRE),
+            "course_utils.dqn's reference training reached through importlib, dressed up with calls of every piece",
+            base="solution",
+            expect={**{q: "full" for q in NOT_TRAIN_DQN}, "train_dqn": 0.0},
+        ),
+        Case(
+            "cheat_eval_seeds",
+            _solution_plus(EVAL_SEED_HUNTER),
+            "looks for the evaluation seeds in the sandbox and trains only if it finds them",
+            base="solution",
+            expect={**{q: "full" for q in NOT_TRAIN_DQN}, "train_dqn": 0.0},
+        ),
+        Case(
+            "degenerate",
+            _degenerate,
+            "degenerate answers: targets = rewards, a buffer that refuses every request, a constant ε, a no-op update",
+            base="stub",
+            expect={q: 0.0 for q in [*NOT_TRAIN_DQN, "train_dqn"]},
         ),
     ]
