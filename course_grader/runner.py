@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import os
 import sys
 import traceback
@@ -205,17 +204,6 @@ class Helpers:
         return {"__npz__": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
 
-def _finite_json(value):
-    """JSON allows no NaN/inf; encode them as strings the grader decodes back."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": repr(value)}
-    if isinstance(value, list):
-        return [_finite_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
-    return value
-
-
 class Runner:
     def __init__(self, job: dict):
         from IPython.core.interactiveshell import InteractiveShell
@@ -253,7 +241,7 @@ class Runner:
         try:
             drive = getattr(self._drivers(), step["driver"])
             result = drive(step["inputs"], Helpers(self.shell.user_ns))
-            reply = {"status": "ok", "result": _finite_json(plain(result)), "error": None}
+            reply = {"status": "ok", "result": plain(result), "error": None}  # NaN/inf as JSON's NaN, Infinity
         except MissingName as err:
             reply = {"status": "error", "error": str(err), "missing": True}
         except BaseException as err:  # noqa: BLE001

@@ -6,8 +6,7 @@ Everything here is pure and fast (no sandbox, no files):
   encode) in every string of a value, so that writing a student's output, traceback, id or answer can
   never raise ``UnicodeEncodeError`` in export, feedback or the gradebook;
 - :func:`loads_limited` decodes one JSON reply of the sandbox with a nesting limit checked *before*
-  parsing, and decodes the runner's ``{"__float__": "nan"}`` markers iteratively (no recursion a
-  reply can exhaust);
+  parsing (no recursion a reply can exhaust); NaN and infinities arrive as Python's JSON writes them;
 - :func:`sanitize_markdown` and :func:`sanitize_html` make a student's Markdown or raw cell safe to
   show on the instructor's formgrader page, which renders Markdown with nbconvert and passes raw HTML
   through: the result is checked on nbconvert's own rendering, not on a guess of it.
@@ -87,7 +86,7 @@ def json_depth(data: bytes) -> int:
 
 
 def loads_limited(data: bytes, max_depth: int = MAX_REPLY_DEPTH) -> dict:
-    """One sandbox reply as a dict, floats markers decoded and strings cleaned, or :class:`ReplyError`."""
+    """One sandbox reply as a dict with its strings cleaned, or :class:`ReplyError`."""
     depth = json_depth(data)
     if depth > max_depth:
         raise ReplyError(f"the reply is nested {depth} levels deep (the limit is {max_depth})")
@@ -97,31 +96,9 @@ def loads_limited(data: bytes, max_depth: int = MAX_REPLY_DEPTH) -> dict:
         raise ReplyError(f"the reply is not JSON ({type(err).__name__})") from None
     if not isinstance(message, dict):
         raise ReplyError("the reply is not a JSON object")
-    if b"__float__" in data:
-        message = decode_floats(message)
     if has_surrogate_escape(data):  # the runner's JSON is ASCII: a lone surrogate can only come escaped
         message = clean(message)
     return message
-
-
-def decode_floats(value):
-    """Turn the runner's ``{"__float__": "nan" | "inf" | "-inf"}`` markers back into floats, iteratively."""
-
-    def marker(item) -> bool:
-        return isinstance(item, dict) and len(item) == 1 and item.get("__float__") in ("nan", "inf", "-inf")
-
-    if marker(value):
-        return float(value["__float__"])
-    stack = [value] if isinstance(value, (list, dict)) else []
-    while stack:
-        item = stack.pop()
-        for k, child in list(item.items() if isinstance(item, dict) else enumerate(item)):
-            if isinstance(child, (list, dict)):
-                if marker(child):
-                    item[k] = float(child["__float__"])
-                else:
-                    stack.append(child)
-    return value
 
 
 # ----------------------------------------------------------------------------- HTML shown to the instructor

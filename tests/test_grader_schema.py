@@ -128,3 +128,12 @@ def test_the_job_file_holds_no_inputs(tmp_path):
     job = json.loads(report.records[0].output)
     assert set(job) == {"preload", "drivers"}, job
     assert report.records[1].result == {"value": 7}
+
+
+def test_non_finite_numbers_cross_the_protocol_and_are_refused_by_the_schema(tmp_path):
+    drivers = tmp_path / "drivers.py"
+    drivers.write_text("def odd(inputs, h):\n    return [h.call(float, 'nan'), h.call(float, '-inf'), h.call(float, 2)]\n")
+    report = run_steps([Step("driver", 10.0, question="q", driver="odd", inputs={}, label="q")], None, drivers=drivers)
+    outcomes = parse(ListOf(Call(Number()), 3), report.records[0].result)
+    assert [o.ok for o in outcomes] == [False, False, True] and "NaN or infinite" in outcomes[0].failure
+    assert np.isneginf(parse(ListOf(Call(Number(finite=False)), 3), report.records[0].result)[1].value)
