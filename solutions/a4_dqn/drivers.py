@@ -4,11 +4,12 @@ Each ``name(inputs, h)`` runs in the student's process after the notebook's cell
 grader's inputs for one question (never its check-only keys) and returns plain data whose shape the
 question's schema in ``hidden_tests.py`` fixes. No expected value and no check lives here.
 
-``train_dqn`` runs the student's training on a *variant* of CartPole drawn for each grading run: the
-observation's four coordinates reordered and sign-flipped, the two actions possibly swapped
-(:func:`cartpole_variant`). Learning does not care (the Q-network's first layer absorbs the change);
-weights written by hand for the usual CartPole do. While it trains, the notebook's ``ReplayBuffer``,
-``td_targets``, ``epsilon`` and ``update_target`` are wrapped to count their calls (:func:`spied`).
+``train_dqn`` runs the student's training twice, replacing CartPole while it runs (every CartPole, however it is
+made): on a small task whose exact Q-values the grader knows (:func:`probe_task`), then on a *variant* of
+CartPole drawn for each grading run, its observation's four coordinates reordered and sign-flipped and its two
+actions possibly swapped (:func:`cartpole_variant`). Learning does not care (the Q-network's first and last layers
+absorb the change); weights written by hand for the usual CartPole do. While it trains, the notebook's
+``ReplayBuffer``, ``td_targets``, ``epsilon`` and ``update_target`` are wrapped to count their calls (:func:`spied`).
 """
 
 from __future__ import annotations

@@ -11,16 +11,21 @@ after a wrap-around, the integrity of every sampled row and the uniformity of
 its sampling (χ² test); the ε schedule against its formula; target updates as
 exact arithmetic; and the trained agent.
 
-Training is graded as training: the driver runs ``train_dqn`` on a variant of
-CartPole drawn for each run (observation coordinates reordered and
-sign-flipped, actions possibly swapped), with the notebook's replay buffer,
-TD targets, ε schedule and target update wrapped to count their use; the
-grader loads the returned weights into its own Q-network and evaluates them on
-the same variant, from start states drawn from check-only seeds, for the
-return, and for values that rise at the start states and fall where the pole
-is about to drop. Weights written by hand for the usual CartPole, another
-training method that bypasses the notebook's pieces, or the course's reference
-DQN (hidden in the sandbox) fail. Statistical tests have a false-alarm
+Training is graded as training. The driver runs ``train_dqn`` twice with the
+notebook's ``ReplayBuffer``, ``td_targets``, ``epsilon`` and ``update_target``
+wrapped to count their use (the counts, and whether the returned weights are
+those of a network passed to ``update_target``, come back with the weights):
+first on a small task in CartPole's clothes whose exact Q-values the grader
+computes (two states, episodes of one or two steps, rewards drawn per run),
+then on a variant of CartPole drawn per run (observation coordinates reordered
+and sign-flipped, actions possibly swapped). The grader loads the returned
+weights into its own Q-network; on the small task they must give the exact
+Q-values, on CartPole they are evaluated on the same variant from start states
+of check-only seeds (return, and values that are high at the start and low
+where the pole is about to fall). Weights written by hand (with or without
+calls of the pieces for show), another method that bypasses the pieces, and
+the course's reference DQN (hidden in the sandbox) fail; see the corpus cases
+in ``tests/grading_corpus/a4_dqn.py``. Statistical tests have a false-alarm
 probability of about 1e-6 each (``course_grader.checks.ALPHA``). Messages name
 the property that failed, never an expected number or a drawn input.
 """
@@ -526,16 +531,20 @@ def check_update_target(inputs, outcomes):
 # The grader's settings: 1.5x the fast preset's budget (DQNConfig.fast() stops at 8,192 steps, where single runs
 # still ranged from 27 to 188). Measured with the solution notebook's train_dqn (its HYPERPARAMETERS are
 # DQNConfig's), 20 training seeds at 12,288 steps on the usual CartPole, each evaluated on 20 fresh start states:
-# mean return 84 to 500 (median 117), mean max_a Q(s_0, a) 45.5 to 53.7; on 14 grader variants (below): mean return
-# 90 to 387, start value 45 to 51, and Q(s, a) before a fall 0.29 to 0.53 times the start value. A randomly
-# initialised q_network(), 150 inits: greedy return median 9.4, 90th percentile 17, 99th 76 (max 152), values near 0.
+# mean return 84 to 500 (median 117), mean max_a Q(s_0, a) 45.5 to 53.7. On 54 grader variants (40 of them full
+# gradings of this question, probe included, all passing): mean return 56 to 500 (median 120; the next lowest 86),
+# start value 45 to 54, Q(s, a) before a fall 0.10 to 0.63 times the start value (mean 0.39; a network
+# whose values are a constant plus a controller's preference: 1.0), probe error at most 3e-7 (tolerance 0.25; a
+# network not trained on the probe is off by about 1 or more). A randomly initialised q_network(), 150 inits: greedy
+# return median 9.4, 90th percentile 17, 99th 76 (max 152), values near 0.
 # The variant (coordinates permuted and sign-flipped, actions swapped) changes nothing for learning: PyTorch's
 # initialisation is symmetric under it, so the solution's results are the same in distribution. It does not stop a
-# fixed controller on its own (CartPole is easy: a linear controller on the pole's angle and angular velocity
-# still balances on 29% of the variants): the probe task does. The solution learns the probe's Q-values exactly
-# (to float32 precision) in 3,072 steps.
+# fixed controller on its own (CartPole is easy: the four-weight controller of the corpus, θ + θ̇, still balances
+# on 224 of the 768 variants, and 30% of random linear controllers balance): the probe task does, since its
+# Q-values must be learned. The solution learns them to float32 precision in 3,072 steps (also with soft updates,
+# learning_starts = 2,000, γ = 0.99 or one gradient step per 4 environment steps).
 TRAIN_STEPS, PROBE_STEPS, N_EVAL_EPISODES, N_TERMINAL = 12_288, 3_072, 20, 200
-RETURN_THRESHOLD, VALUE_THRESHOLD, TERMINAL_FRACTION, PROBE_TOLERANCE = 50.0, 5.0, 0.75, 0.25
+RETURN_THRESHOLD, VALUE_THRESHOLD, TERMINAL_FRACTION, PROBE_TOLERANCE = 50.0, 5.0, 0.85, 0.25
 ENV_ID = "CartPole-v1"
 USAGE = DRIVERS.USAGE  # the counts the driver reports, in this order
 
