@@ -189,12 +189,18 @@ def cell_label(index: int, source: str) -> str:
 
 
 def hidden_paths(assignment: Assignment) -> tuple[Path, ...]:
-    """The files or folders of the modules an assignment forbids (``Assignment.forbidden``), for the sandbox to hide."""
+    """The files or folders of the modules an assignment forbids (``Assignment.forbidden``), for the sandbox to hide.
+
+    A forbidden module that is not installed is unreachable anyway and needs no hiding.
+    """
     paths = []
     for module in assignment.forbidden:
-        spec = importlib.util.find_spec(module)
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:  # its parent package is not installed
+            spec = None
         if spec is None or spec.origin is None:
-            raise SpecError(f"{assignment.name}: the forbidden module {module} does not exist")
+            continue
         origin = Path(spec.origin)
         paths.append(origin.parent if origin.name == "__init__.py" else origin)
     return tuple(paths)
