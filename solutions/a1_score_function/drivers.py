@@ -47,7 +47,11 @@ def estimate_J(inputs, h):  # noqa: N802 - the notebook's name
     f = h.student.estimate_J
     mdp = build_mdp(inputs["mdp"])
     theta = torch.tensor(inputs["theta"], dtype=torch.float64)
-    return [h.call(f, mdp, theta.clone(), inputs["n_episodes"], np.random.default_rng(s)) for s in inputs["seeds"]]
+    return [
+        h.call(f, mdp, theta.clone(), case["n_episodes"], np.random.default_rng(s))
+        for case in inputs["cases"]
+        for s in case["seeds"]
+    ]
 
 
 def score_function(inputs, h):
@@ -98,12 +102,19 @@ def policy_gradient(inputs, h):
 
 
 def train_policy(inputs, h):
+    """Single iterations from θ = 0 (each θ_1 = α ĝ), then one full training run."""
+    f = h.student.train_policy
     mdp = build_mdp(inputs["mdp"])
-    return h.call_arrays(
-        h.student.train_policy,
+    step = inputs["step"]
+    steps = [
+        h.call(f, mdp, 1, step["n_episodes"], step["learning_rate"], np.random.default_rng(s)) for s in step["seeds"]
+    ]
+    trained = h.call_arrays(
+        f,
         mdp,
         inputs["n_iterations"],
         inputs["n_episodes"],
         inputs["learning_rate"],
         np.random.default_rng(inputs["seed"]),
     )
+    return {"steps": steps, "trained": trained}

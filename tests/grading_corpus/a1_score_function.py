@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import Case, Context, dump, read, replace_function
+from . import Case, Context, dump, partly_right, read, replace_function
 
 # Honest but incomplete: Part A's first two functions solved, everything else left as the stub.
 PARTLY_RIGHT = ["discounted_return", "returns_to_go"]
@@ -38,6 +38,69 @@ surrogate = (f[z] * torch.log_softmax(theta, dim=-1)[z]).mean()   # mistake: the
 return torch.autograd.grad(surrogate, theta)[0]
 """
 
+# Oracles and shortcuts: each passed the old checks (or a part of them) without doing what its question asks.
+# The exact J plus Gaussian noise of the estimator's exact variance (second-moment Bellman equation), with a
+# standard error drawn as s/√N would be for Gaussian returns: unbiased and calibrated, but no episode is sampled.
+J_EXACT_PLUS_NOISE = """
+pi = softmax_policy(torch.as_tensor(theta, dtype=torch.float64)).numpy()
+live = ~mdp.terminal
+P = np.einsum("sa,sat->st", pi, mdp.P) * live[:, None] * live[None, :]
+V = np.linalg.solve(np.eye(mdp.n_states) - mdp.gamma * P, (pi * mdp.R).sum(1) * live)
+c = (pi * (mdp.R**2 + 2 * mdp.gamma * mdp.R * (mdp.P @ V))).sum(1) * live
+M = np.linalg.solve(np.eye(mdp.n_states) - mdp.gamma**2 * P, c)
+J = float(mdp.p0 @ V)
+sd = float(np.sqrt((mdp.p0 @ M - J**2) / n_episodes))
+return J + sd * rng.normal(), sd * float(np.sqrt(rng.chisquare(n_episodes - 1) / (n_episodes - 1)))
+"""
+# The exact gradient plus Gaussian noise with the n-sample estimator's exact covariance (it passed B.1 and B.2).
+SF_EXACT_PLUS_NOISE = """
+p = torch.softmax(torch.as_tensor(theta, dtype=torch.float64), -1).numpy()
+terms = (np.asarray(f, dtype=np.float64) - baseline)[:, None] * (np.eye(len(p)) - p)
+mean = p @ terms
+cov = (p[:, None, None] * np.einsum("ki,kj->kij", terms - mean, terms - mean)).sum(0) / n_samples
+return torch.as_tensor(rng.multivariate_normal(mean, cov))
+"""
+# The exact ∇J (autograd through exact_J) plus Gaussian noise with the estimator's covariance, measured once per
+# problem with the course's reference (it passed C.2's mean and variance tests).
+PG_EXACT_PLUS_NOISE = """
+from course_utils.tabular import score_function_gradients
+if weighting not in ("total", "reward_to_go"):
+    raise ValueError(weighting)
+th = torch.as_tensor(theta, dtype=torch.float64).detach()
+key = (id(mdp), tuple(th.numpy().ravel()), weighting, baseline, n_episodes)
+cache = globals().setdefault("_oracle_cache", {})
+if key not in cache:
+    t = th.clone().requires_grad_(True)
+    exact_J(mdp, t).backward()
+    per = score_function_gradients(mdp, th.numpy(), 2000 * n_episodes, np.random.default_rng(0), weighting=weighting,
+                                   baseline=baseline or None)
+    cache[key] = (t.grad.numpy().ravel(), np.cov(per.reshape(2000, n_episodes, -1).mean(1).T))
+mean, cov = cache[key]
+return torch.as_tensor(rng.multivariate_normal(mean, cov, method="eigh").reshape(th.shape))
+"""
+# Value iteration (a near-greedy θ reaches J*), and for single iterations, which the grader checks, the exact
+# gradient plus noise instead of an estimate (value iteration passed C.3).
+TRAIN_BY_VALUE_ITERATION = """
+if n_iterations == 1:
+    t = torch.zeros(mdp.n_states, mdp.n_actions, dtype=torch.float64, requires_grad=True)
+    exact_J(mdp, t).backward()
+    g = t.grad.numpy()
+    return torch.as_tensor(learning_rate * (g + rng.normal(0, 0.5, size=g.shape) * (g != 0)))
+Q, _ = value_iteration(mdp)
+theta = torch.zeros(mdp.n_states, mdp.n_actions, dtype=torch.float64)
+theta[torch.arange(mdp.n_states), torch.as_tensor(Q.argmax(1))] = 10.0
+return theta
+"""
+
+
+def _oracles(ctx: Context) -> bytes:
+    nb = partly_right(ctx)
+    nb = replace_function(nb, "estimate_J", J_EXACT_PLUS_NOISE)
+    nb = replace_function(nb, "score_function_estimate", SF_EXACT_PLUS_NOISE)
+    nb = replace_function(nb, "estimate_policy_gradient", PG_EXACT_PLUS_NOISE)
+    nb = replace_function(nb, "train_policy", TRAIN_BY_VALUE_ITERATION)
+    return dump(nb)
+
 
 def _partly_wrong(ctx: Context) -> bytes:
     nb = read(ctx.solution)
@@ -55,8 +118,9 @@ def specific_cases(ctx: Context) -> list[Case]:
             "three classic mistakes: no bootstrapping after truncation, standard deviation reported as the "
             "standard error, a baseline that is never subtracted",
             # returns_to_go: terminated episodes and the ValueError right, truncation and γ = 1 wrong;
-            # estimate_J: unbiased, but its standard error fails; baseline: ignoring b keeps the estimate
-            # unbiased, so only the variance parts fail. Nothing else uses the broken functions.
+            # estimate_J: unbiased, but its standard error fails; baseline: ignoring b keeps the estimates
+            # unbiased (and those of an estimator: the one without a baseline), so only the variance and
+            # distribution parts fail. Nothing else uses the broken functions.
             expect={
                 "discounted_return": "full",
                 "returns_to_go": (0.0, 3.0),
@@ -66,6 +130,26 @@ def specific_cases(ctx: Context) -> list[Case]:
                 "optimal_baseline": "full",
                 "policy_gradient": "full",
                 "train_policy": "full",
+            },
+        ),
+        Case(
+            "oracles",
+            _oracles,
+            "the honest partial submission with oracles: exact values plus calibrated Gaussian noise for J(θ), the "
+            "score-function estimate and the policy gradient; value iteration (with faked single steps) for training",
+            base="partly_right",
+            # estimate_J: J_hat ∓ stderr are not returns of the MDP; score_function and baseline: the estimates
+            # miss the estimator's finite support; policy_gradient: the Kolmogorov-Smirnov tests against the
+            # grader's simulation fail for each weighting; train_policy: single iterations are no policy-gradient
+            # steps, so reaching J* earns nothing.
+            expect={
+                "discounted_return": "full",
+                "returns_to_go": "full",
+                "estimate_J": 0.0,
+                "score_function": 0.0,
+                "baseline": 0.0,
+                "policy_gradient": 0.0,
+                "train_policy": 0.0,
             },
         ),
     ]
