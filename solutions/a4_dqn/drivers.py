@@ -15,6 +15,7 @@ absorb the change); weights written by hand for the usual CartPole do. While it 
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
 import torch
@@ -213,6 +214,8 @@ def cartpole_variant(variant: dict, usage):
         return variant_observation(obs, variant), info
 
     def step(env, step0, action):
+        if not env.action_space.contains(action):  # CartPole's own message, about the action given
+            raise AssertionError(f"{action!r} ({type(action)}) invalid")
         obs, reward, terminated, truncated, info = step0(env, 1 - action if swap else action)
         usage.env_steps += 1
         return variant_observation(obs, variant), reward, terminated, truncated, info
@@ -242,6 +245,8 @@ def probe_task(probe: dict, usage):
             raise AssertionError(f"{action!r} ({type(action)}) invalid")
         state, action = env.probe_state, int(action)
         usage.env_steps += 1
+        if state == 2:  # stepped after the episode ended: like CartPole, nothing more happens
+            return obs[2].copy(), 0.0, True, False, {}
         env.probe_state = 1 if (state == 0 and action == 1) else 2
         return obs[env.probe_state].copy(), float(rewards[state][action]), env.probe_state == 2, False, {}
 
@@ -301,22 +306,25 @@ def spied(namespace: dict, usage: Usage, networks: list):
         CountedBuffer.__name__ = CountedBuffer.__qualname__ = "ReplayBuffer"
         replaced["ReplayBuffer"] = CountedBuffer
 
-    def td_targets(rewards, next_q_target, terminated, truncated, gamma, *args, **kwargs):
+    def td_targets(*args, **kwargs):
         usage.targets += 1
         try:
-            usage.gamma = float(gamma)
-        except (TypeError, ValueError):
+            usage.gamma = float(_argument(saved["td_targets"], 4, args, kwargs))  # the fifth parameter: γ
+        except Exception:  # noqa: BLE001 - an odd call: the count says what happened
             usage.gamma = -1.0
-        return saved["td_targets"](rewards, next_q_target, terminated, truncated, gamma, *args, **kwargs)
+        return saved["td_targets"](*args, **kwargs)
 
     def epsilon(*args, **kwargs):
         usage.epsilons += 1
         return saved["epsilon"](*args, **kwargs)
 
-    def update_target(target, online, *args, **kwargs):
+    def update_target(*args, **kwargs):
         usage.updates += 1
-        networks[:] = [target, online]
-        return saved["update_target"](target, online, *args, **kwargs)
+        try:
+            networks[:] = [_argument(saved["update_target"], k, args, kwargs) for k in (0, 1)]  # target, online
+        except Exception:  # noqa: BLE001
+            networks[:] = []
+        return saved["update_target"](*args, **kwargs)
 
     replaced.update(td_targets=td_targets, epsilon=epsilon, update_target=update_target)
     namespace.update(replaced)
@@ -324,6 +332,15 @@ def spied(namespace: dict, usage: Usage, networks: list):
         yield
     finally:
         namespace.update(saved)
+
+
+def _argument(fn, position: int, args: tuple, kwargs: dict):
+    """The value of ``fn``'s parameter number ``position`` in the call ``fn(*args, **kwargs)``."""
+    if len(args) > position:
+        return args[position]
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return list(bound.arguments.values())[position]
 
 
 def _same_weights(state_dict, module) -> bool:
