@@ -258,6 +258,7 @@ class Runner:
 
             spec = importlib.util.spec_from_file_location("grader_drivers", self.job["drivers"])
             module = importlib.util.module_from_spec(spec)
+            sys.modules["grader_drivers"] = module  # as an import would (dataclasses look their module up)
             spec.loader.exec_module(module)
             self.drivers = module
         return self.drivers

@@ -185,6 +185,8 @@ class Call(Schema):
                 return Outcome(self.value.parse(raw["value"], where))
             except Invalid as err:
                 return Outcome(failure=f"returned a value that {err}")
+            except Malformed as err:  # a list or dict the student's function returned, not the driver's
+                return Outcome(failure=f"returned a value that does not fit: {str(err).replace(where, 'it')}")
         if "error" in keys and keys <= _ERROR_KEYS and all(isinstance(raw[k], str) for k in keys):
             return Outcome(failure=f"raised {raw['error'][:300]}", exception=raw.get("exception"))
         raise Malformed(f"{where} is neither a value nor an error record")

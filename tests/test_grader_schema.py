@@ -132,8 +132,16 @@ def test_the_job_file_holds_no_inputs(tmp_path):
 
 def test_non_finite_numbers_cross_the_protocol_and_are_refused_by_the_schema(tmp_path):
     drivers = tmp_path / "drivers.py"
-    drivers.write_text("def odd(inputs, h):\n    return [h.call(float, 'nan'), h.call(float, '-inf'), h.call(float, 2)]\n")
+    drivers.write_text(
+        "def odd(inputs, h):\n    return [h.call(float, 'nan'), h.call(float, '-inf'), h.call(float, 2)]\n"
+    )
     report = run_steps([Step("driver", 10.0, question="q", driver="odd", inputs={}, label="q")], None, drivers=drivers)
     outcomes = parse(ListOf(Call(Number()), 3), report.records[0].result)
     assert [o.ok for o in outcomes] == [False, False, True] and "NaN or infinite" in outcomes[0].failure
     assert np.isneginf(parse(ListOf(Call(Number(finite=False)), 3), report.records[0].result)[1].value)
+
+
+def test_a_dict_or_list_the_students_function_returned_wrongly_fails_that_call_only():
+    schema = ListOf(Call(Fields({"q": Array((2,))})), 2)
+    outcomes = parse(schema, [{"value": {"q": [1, 2], "extra": 3}}, {"value": {"q": [1, 2]}}])
+    assert not outcomes[0].ok and "does not fit" in outcomes[0].failure and outcomes[1].ok
