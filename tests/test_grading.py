@@ -1,9 +1,11 @@
 """The grading pipeline, end to end, on a corpus of honest, broken and hostile submissions.
 
-One session-scoped run grades the whole corpus (``tests/grading_corpus``) of
-every assignment in ``solutions/`` exactly as an instructor would -- collect,
-autograde in the bubblewrap sandbox, export, feedback -- in a throw-away copy
-of the course; the tests below then check what it produced:
+Each assignment's corpus (``tests/grading_corpus``) is graded once, when a test
+first needs it, exactly as an instructor would -- collect, autograde in the
+bubblewrap sandbox, export, feedback -- in a throw-away copy of the course; the
+tests below then check what it produced. Attacks on the grader itself run for
+one assignment only (``HOSTILE_ASSIGNMENT``); each assignment's tests form one
+xdist group, so the test command's two workers grade different assignments.
 
 - the solution gets full marks, the released stub zero on every autograded question;
 - partly wrong, raising, looping and broken notebooks get the scores they deserve, with a clear reason;
@@ -77,35 +79,56 @@ def require_sandbox():
     return status
 
 
+def grade_corpus(course: Course, name: str) -> dict:
+    """Collect and autograde every corpus submission of assignment ``name`` once, as an instructor would."""
+    ctx = context(course, name)
+    cases = {case.student: case for case in all_cases(ctx)}
+    downloads = course.root / "downloads" / name
+    built = {}
+    for student, case in cases.items():
+        (downloads / student).mkdir(parents=True)
+        built[student] = notebook_bytes(ctx, case)
+        (downloads / student / ctx.notebook_name).write_bytes(built[student])
+    collected = collect(course, name, downloads, log=lambda *a: None)
+    started = time.monotonic()
+    results = autograde(
+        course, name, sandbox="require", jobs=2, seed=SEED, cell_timeout=CELL_TIMEOUT, log=lambda *a: None
+    )
+    return {
+        "ctx": ctx,
+        "cases": cases,
+        "built": built,
+        "collected": collected,
+        "results": results,
+        "seconds": time.monotonic() - started,
+    }
+
+
+class Runs(dict):
+    """Each assignment's graded corpus, graded the first time a test asks for it.
+
+    The tests of one assignment form one xdist group (``BY_ASSIGNMENT``), so the two workers of
+    ``python3 course.py test`` grade different assignments at the same time, each in its own course copy.
+    """
+
+    def __init__(self, course: Course):
+        super().__init__()
+        self.course = course
+
+    def __missing__(self, name: str) -> dict:
+        self[name] = grade_corpus(self.course, name)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
-    """Grade every corpus submission of every assignment once; shared by the tests below."""
     require_sandbox()
     course = make_course(tmp_path_factory.mktemp("course"))
-    runs = {}
-    for name in ASSIGNMENTS:
-        ctx = context(course, name)
-        cases = {case.student: case for case in all_cases(ctx)}
-        downloads = course.root / "downloads" / name
-        built = {}
-        for student, case in cases.items():
-            (downloads / student).mkdir(parents=True)
-            built[student] = notebook_bytes(ctx, case)
-            (downloads / student / ctx.notebook_name).write_bytes(built[student])
-        collected = collect(course, name, downloads, log=lambda *a: None)
-        started = time.monotonic()
-        results = autograde(
-            course, name, sandbox="require", jobs=2, seed=SEED, cell_timeout=CELL_TIMEOUT, log=lambda *a: None
-        )
-        runs[name] = {
-            "ctx": ctx,
-            "cases": cases,
-            "built": built,
-            "collected": collected,
-            "results": results,
-            "seconds": time.monotonic() - started,
-        }
-    return course, runs
+    return course, Runs(course)
+
+
+BY_ASSIGNMENT = [pytest.param(name, marks=pytest.mark.xdist_group(f"corpus-{name}")) for name in ASSIGNMENTS]
+WITH_THE_ATTACKS = pytest.mark.xdist_group(f"corpus-{HOSTILE_ASSIGNMENT}")
 
 
 def public(run, student) -> dict:
@@ -116,7 +139,7 @@ def question_scores(run, student) -> dict[str, float]:
     return {q: e["score"] for q, e in public(run, student)["questions"].items()}
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -128,7 +151,7 @@ def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     assert public(run, "invalid_json")["status"] == "invalid" and public(run, "not_a_notebook")["status"] == "invalid"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_each_case_gets_the_required_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -157,7 +180,7 @@ def test_each_case_gets_the_required_scores(corpus, name):
         )
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_no_cheat_scores_more_than_the_same_honest_submission(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -178,39 +201,40 @@ def cell_output(run, student: str, marker: str) -> str:
     return texts[0]
 
 
-def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus):
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name):
     course, runs = corpus
-    run = runs[HOSTILE_ASSIGNMENT]
-    assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), (
-        "student code could read solutions, hidden tests, the gradebook or other students' files"
-    )
-    assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), (
-        "student code could write grade files or other students' submissions"
-    )
-    for name, run in runs.items():
-        for student, data in run["built"].items():  # every submission is still exactly what was handed in
-            stored = course.submission_dir(student, name) / run["ctx"].notebook_name
-            assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
+    run = runs[name]
+    if name == HOSTILE_ASSIGNMENT:
+        assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), (
+            "student code could read solutions, hidden tests, the gradebook or other students' files"
+        )
+        assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), (
+            "student code could write grade files or other students' submissions"
+        )
+    for student, data in run["built"].items():  # every submission is still exactly what was handed in
+        stored = course.submission_dir(student, name) / run["ctx"].notebook_name
+        assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
 
 
-def test_no_process_outlives_grading(corpus):
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+def test_no_process_outlives_grading(corpus, name):
     course, runs = corpus
-    for name, run in runs.items():
-        marker = run["ctx"].marker
-        alive = []
-        for proc in Path("/proc").iterdir():
-            try:
-                if marker.encode() in (proc / "cmdline").read_bytes():
-                    alive.append(proc.name)
-            except OSError:
-                continue
-        assert not alive, f"processes started by a submission survived grading: {alive}"
-    assert "daemon started" in cell_output(runs[HOSTILE_ASSIGNMENT], "cheat_daemon", "CHEAT"), (
-        "the daemon cheat did not even start"
-    )
+    run = runs[name]
+    marker = run["ctx"].marker
+    alive = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                alive.append(proc.name)
+        except OSError:
+            continue
+    assert not alive, f"processes started by a submission survived grading: {alive}"
+    if name == HOSTILE_ASSIGNMENT:
+        assert "daemon started" in cell_output(run, "cheat_daemon", "CHEAT"), "the daemon cheat did not even start"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -230,7 +254,7 @@ def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
         assert sorted(ids) == sorted(book), f"{student}: the autograded notebook's graded cells {ids}"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -262,7 +286,7 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
                 )
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_export_writes_per_question_scores_including_hand_grading(corpus, name):
     from nbgrader.api import Gradebook
 
@@ -305,6 +329,7 @@ def _numbers(value, found):
             _numbers(v, found)
 
 
+@WITH_THE_ATTACKS
 def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
     """The job file holds start-up settings only; inputs arrive with their step, and check-only inputs never."""
     course, runs = corpus
@@ -320,7 +345,7 @@ def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
                 assert str(value) not in output, f"{q.id}'s input {key} was readable before its driver ran"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -336,7 +361,7 @@ def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
                     assert json.dumps(value)[:40] not in text, f"{student}: {q}'s check-only {key} is visible"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", BY_ASSIGNMENT)
 def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -361,6 +386,7 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
         assert "Score:" in text and ("✗" in text or "✓" in text or student in ("invalid_json", "not_a_notebook"))
 
 
+@WITH_THE_ATTACKS
 def test_read_files_cheat_is_real_without_the_sandbox(corpus, tmp_path):
     """The same cheat, unsandboxed, does find the solution and score more: the sandbox is what stops it."""
     course, runs = corpus
