@@ -28,6 +28,13 @@ They are computed in float64 torch, so autograd gives the exact ∇_θ J(θ).
 Sampling (:func:`sample_episode`, :func:`score_function_gradients`) runs in
 NumPy from an explicit ``np.random.Generator``: the same generator state gives
 the same episodes.
+
+:func:`score_function_gradients`, the course's reference estimator, lives in
+:mod:`course_utils.tabular_gradients` and is loaded from there on first use
+(``from course_utils.tabular import score_function_gradients`` still works).
+It sits apart so that a grading sandbox can hide it, together with
+:mod:`course_utils.returns` which it uses, while this module (the MDPs, the
+sampler, the exact answers) stays importable.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .returns import returns_to_go
 from .rollout import Trajectory
 
 __all__ = [
@@ -52,7 +58,7 @@ __all__ = [
     "greedy_policy",
     "make_example_mdp",
     "sample_episode",
-    "score_function_gradients",
+    "score_function_gradients",  # noqa: F822 (loaded by __getattr__ below)
     "softmax_policy",
     "value_iteration",
 ]
@@ -62,6 +68,15 @@ DEFAULT_MAX_STEPS = 1000
 γ^1000 · max|R| / (1 − γ) (1.7e-44 for the example MDP at γ = 0.9): negligible."""
 
 _PROB_ATOL = 1e-8  # how far a row of probabilities may be from summing to 1
+
+
+def __getattr__(name: str):
+    """Load :func:`score_function_gradients` lazily from :mod:`course_utils.tabular_gradients` (see above)."""
+    if name == "score_function_gradients":
+        from .tabular_gradients import score_function_gradients
+
+        return score_function_gradients
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -384,66 +399,6 @@ def sample_episode(
     ``rng.random()`` for s_0, then two per step (the action, then the next state).
     """
     return _Sampler(mdp, _policy_array(mdp, pi)).episode(rng, _check_max_steps(max_steps))
-
-
-def score_function_gradients(
-    mdp: TabularMDP,
-    theta,
-    n_episodes: int,
-    rng: np.random.Generator,
-    weighting: str = "total",
-    baseline=None,
-    max_steps: int = DEFAULT_MAX_STEPS,
-) -> np.ndarray:
-    """One Monte Carlo estimate of ∇_θ J(θ) per sampled episode: shape (n_episodes, S, A) (notebook 02).
-
-    ``theta`` (S, A) are the softmax logits. Episodes come from
-    :func:`sample_episode` in order, so the same ``rng`` state gives the same
-    episodes. With the score of a softmax row,
-    ∇_θ log π_θ(a|s) = onehot(a) − π_θ(·|s) on row s (zero elsewhere):
-
-    - ``weighting="total"``: R_γ Σ_t ∇ log π_θ(a_t|s_t) (the lectures' simple REINFORCE);
-    - ``weighting="reward_to_go"``: Σ_t γ^t G_t ∇ log π_θ(a_t|s_t).
-
-    ``baseline`` is subtracted from the weight: ``None``; a number b
-    (R_γ − b, or G_t − b); or an (S,) array b(s) (R_γ − b(s_t), or G_t − b(s_t)).
-    None of these choices adds bias: the mean over episodes converges to
-    ∇_θ J(θ) as computed by autograd through :func:`exact_J` (up to the
-    truncation bound of ``max_steps``, see :func:`sample_episode`).
-    """
-    if weighting not in ("total", "reward_to_go"):
-        raise ValueError(f"weighting must be 'total' or 'reward_to_go', got {weighting!r}")
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    theta_t = torch.as_tensor(theta.detach() if isinstance(theta, torch.Tensor) else theta, dtype=torch.float64)
-    if tuple(theta_t.shape) != (mdp.n_states, mdp.n_actions):
-        raise ValueError(
-            f"theta must have shape (S, A) = ({mdp.n_states}, {mdp.n_actions}), got {tuple(theta_t.shape)}"
-        )
-    pi = softmax_policy(theta_t).numpy()
-    if baseline is None:
-        b = np.zeros(mdp.n_states)
-    else:
-        b = np.asarray(baseline.detach() if isinstance(baseline, torch.Tensor) else baseline, dtype=np.float64)
-        if b.ndim == 0:
-            b = np.full(mdp.n_states, float(b))
-        if b.shape != (mdp.n_states,) or not np.all(np.isfinite(b)):
-            raise ValueError(
-                f"baseline must be None, a number, or a finite (S,) = ({mdp.n_states},) array b(s), got shape {b.shape}"
-            )
-    sampler, max_steps = _Sampler(mdp, pi), _check_max_steps(max_steps)
-    grads = np.zeros((n_episodes, mdp.n_states, mdp.n_actions))
-    for i in range(n_episodes):
-        traj = sampler.episode(rng, max_steps)  # = sample_episode(mdp, pi, rng, max_steps)
-        s, a = traj.obs[:-1], traj.actions
-        score = -pi[s]  # (T, A): ∇ log π(a_t|s_t) on row s_t ...
-        score[np.arange(len(a)), a] += 1.0  # ... = onehot(a_t) − π(·|s_t)
-        if weighting == "total":
-            weight = traj.discounted_return(mdp.gamma) - b[s]
-        else:
-            weight = mdp.gamma ** np.arange(len(a)) * (returns_to_go(traj.rewards, mdp.gamma) - b[s])
-        np.add.at(grads[i], s, weight[:, None] * score)  # a state visited twice collects both terms
-    return grads
 
 
 # ----------------------------------------------------------------------------- gymnasium environment

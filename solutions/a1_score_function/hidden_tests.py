@@ -918,6 +918,9 @@ ASSIGNMENT = Assignment(
     notebook="a1_score_function.ipynb",
     cell_timeout=120,
     cell_budget=60,  # the solution's cells take about 3 s
+    # the notebook's rules: the course's reference estimator (course_utils.tabular.score_function_gradients,
+    # kept in course_utils.tabular_gradients) and return helpers are not answers
+    forbidden=("course_utils.returns", "course_utils.tabular_gradients"),
     questions=[
         Question(
             "discounted_return",

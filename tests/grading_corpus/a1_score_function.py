@@ -61,7 +61,7 @@ cov = (p[:, None, None] * np.einsum("ki,kj->kij", terms - mean, terms - mean)).s
 return torch.as_tensor(rng.multivariate_normal(mean, cov))
 """
 # The exact ∇J (autograd through exact_J) plus Gaussian noise with the estimator's covariance, measured once per
-# problem with the course's reference (it passed C.2's mean and variance tests).
+# problem with the course's reference (it passed C.2's mean and variance tests; the sandbox now hides the reference).
 PG_EXACT_PLUS_NOISE = """
 from course_utils.tabular import score_function_gradients
 if weighting not in ("total", "reward_to_go"):
@@ -77,6 +77,13 @@ if key not in cache:
     cache[key] = (t.grad.numpy().ravel(), np.cov(per.reshape(2000, n_episodes, -1).mean(1).T))
 mean, cov = cache[key]
 return torch.as_tensor(rng.multivariate_normal(mean, cov, method="eigh").reshape(th.shape))
+"""
+# The course's reference estimator, which the notebook forbids: the sandbox hides course_utils.tabular_gradients
+# (where course_utils.tabular loads score_function_gradients from), so the import fails.
+PG_REFERENCE = """
+from course_utils.tabular import score_function_gradients
+per = score_function_gradients(mdp, theta, n_episodes, rng, weighting=weighting, baseline=baseline or None)
+return torch.as_tensor(per.mean(0))
 """
 # Value iteration (a near-greedy θ reaches J*), and for single iterations, which the grader checks, the exact
 # gradient plus noise instead of an estimate (value iteration passed C.3).
@@ -110,6 +117,10 @@ def _partly_wrong(ctx: Context) -> bytes:
     return dump(nb)
 
 
+def _cheat_reference(ctx: Context) -> bytes:
+    return dump(replace_function(read(ctx.solution), "estimate_policy_gradient", PG_REFERENCE))
+
+
 def specific_cases(ctx: Context) -> list[Case]:
     return [
         Case(
@@ -140,7 +151,8 @@ def specific_cases(ctx: Context) -> list[Case]:
             base="partly_right",
             # estimate_J: J_hat ∓ stderr are not returns of the MDP; score_function and baseline: the estimates
             # miss the estimator's finite support; policy_gradient: the Kolmogorov-Smirnov tests against the
-            # grader's simulation fail for each weighting; train_policy: single iterations are no policy-gradient
+            # grader's simulation fail for each weighting (and the oracle's import of the hidden reference
+            # estimator fails first); train_policy: single iterations are no policy-gradient
             # steps, so reaching J* earns nothing.
             expect={
                 "discounted_return": "full",
@@ -148,6 +160,24 @@ def specific_cases(ctx: Context) -> list[Case]:
                 "estimate_J": 0.0,
                 "score_function": 0.0,
                 "baseline": 0.0,
+                "policy_gradient": 0.0,
+                "train_policy": 0.0,
+            },
+        ),
+        Case(
+            "cheat_reference",
+            _cheat_reference,
+            "the solution with estimate_policy_gradient replaced by a call of the course's reference "
+            "score_function_gradients, which the sandbox hides (the import fails)",
+            base="solution",
+            # the solution's train_policy calls estimate_policy_gradient, so it fails with it; the rest is full.
+            expect={
+                "discounted_return": "full",
+                "returns_to_go": "full",
+                "estimate_J": "full",
+                "score_function": "full",
+                "baseline": "full",
+                "optimal_baseline": "full",
                 "policy_gradient": 0.0,
                 "train_policy": 0.0,
             },
