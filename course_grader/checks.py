@@ -31,7 +31,11 @@ ALPHA = 1e-6
 
 
 class Wrong(Exception):
-    """The student's returned value cannot be checked (wrong type, shape, non-finite...): the message says why."""
+    """A check cannot give credit for a reason the message states (e.g. every call raised): 0 for the question.
+
+    Types, shapes and finiteness are checked before any check runs, by the question's result schema
+    (:mod:`course_grader.schema`).
+    """
 
 
 @dataclass
@@ -76,47 +80,10 @@ class Rubric:
         return Verdict(earned / total if total else 0.0, messages, self.details)
 
 
-def value(entry, name: str):
-    """The value inside a driver's ``h.call`` record, or :class:`Wrong` with the student's exception."""
-    if not isinstance(entry, dict):
-        raise Wrong(f"{name}: the grader's driver returned no result (the notebook may have interfered with it)")
-    if "error" in entry:
-        raise Wrong(f"{name} raised {str(entry['error'])[:300]}")
-    if "value" not in entry:
-        raise Wrong(f"{name}: no value was returned")
-    return entry["value"]
-
-
-def as_array(raw, name: str, shape: tuple[int, ...] | None = None, finite: bool = True) -> np.ndarray:
-    """``raw`` (nested lists from the sandbox) as a float64 array of ``shape``, or :class:`Wrong`."""
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Wrong(f"{name} should be numbers, got {_describe(raw)}") from None
-    if shape is not None and array.shape != tuple(shape):
-        if array.size == int(np.prod(shape)) and array.size > 0:
-            raise Wrong(f"{name} has shape {array.shape}, expected {tuple(shape)}")
-        raise Wrong(f"{name} has shape {array.shape}, expected {tuple(shape)}")
-    if finite and not np.all(np.isfinite(array)):
-        raise Wrong(f"{name} contains NaN or infinite values")
-    return array
-
-
-def as_float(raw, name: str) -> float:
-    array = as_array(raw, name)
-    if array.size != 1:
-        raise Wrong(f"{name} should be a single number, got shape {array.shape}")
-    return float(array.reshape(()))
-
-
 def _describe(raw) -> str:
     if isinstance(raw, list):
         return f"a list of {len(raw)} items"
     return type(raw).__name__
-
-
-def close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
-    return bool(np.allclose(actual, expected, rtol=rtol, atol=atol))
 
 
 def z_threshold(n_tests: int = 1, alpha: float = ALPHA) -> float:

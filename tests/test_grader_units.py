@@ -17,7 +17,6 @@ from course_grader.checks import (
     Rubric,
     Verdict,
     Wrong,
-    as_array,
     load_arrays,
     load_state_dict,
     mean_matches,
@@ -84,16 +83,6 @@ def test_rubric_sums_weighted_parts_and_explains_failures():
     verdict = rubric.verdict()
     assert verdict.fraction == pytest.approx(2 / 3)
     assert verdict.messages == ["✓ first", "✗ second: off by a lot"]
-
-
-def test_as_array_reports_shape_and_nan_problems():
-    assert as_array([[1, 2]], "x", (1, 2)).dtype == np.float64
-    with pytest.raises(Wrong, match="shape"):
-        as_array([1, 2, 3], "x", (2,))
-    with pytest.raises(Wrong, match="NaN"):
-        as_array([1.0, float("nan")], "x")
-    with pytest.raises(Wrong, match="numbers"):
-        as_array(["a", {}], "x")
 
 
 # ----------------------------------------------------------------------------- weights without pickle
