@@ -1,9 +1,4 @@
-"""Repository-wide pytest set-up: how tests are shared between workers, and each notebook's wall-clock time.
-
-``python3 course.py test`` runs two pytest-xdist workers with ``--dist loadgroup``: a test marked
-``xdist_group`` runs with the rest of its group; every other test is grouped by its file here, which
-is what ``--dist loadfile`` would do (nbval's cells of one notebook must share one kernel). So the
-grading corpus can split by assignment (tests/test_grading.py) while notebooks stay whole.
+"""Repository-wide pytest set-up: at the end of a run, each notebook's wall-clock time.
 
 nbval runs a notebook as one test per cell; this adds the cells' times (kernel start included)
 per notebook and prints them as a table, so `python3 course.py test --full` reports what each
@@ -14,16 +9,6 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-
-import pytest
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
 
 _seconds: defaultdict[str, float] = defaultdict(float)
 

@@ -151,7 +151,7 @@ def test_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[s
     full = "--full" in args
     args = [a for a in args if a != "--full"]
     workers = "2" if (os.cpu_count() or 1) >= 2 else "1"
-    cmd = [str(python), "-m", "pytest", "-n", workers, "--dist", "loadgroup", "--durations=8"]
+    cmd = [str(python), "-m", "pytest", "-n", workers, "--dist", "loadfile", "--durations=8"]
     if full:
         env = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_SEED")}
         env["COURSE_FAST"] = "0"

@@ -4,8 +4,7 @@ Each assignment's corpus (``tests/grading_corpus``) is graded once, when a test
 first needs it, exactly as an instructor would -- collect, autograde in the
 bubblewrap sandbox, export, feedback -- in a throw-away copy of the course; the
 tests below then check what it produced. Attacks on the grader itself run for
-one assignment only (``HOSTILE_ASSIGNMENT``); each assignment's tests form one
-xdist group, so the test command's two workers grade different assignments.
+one assignment only (``HOSTILE_ASSIGNMENT``).
 
 - the solution gets full marks, the released stub zero on every autograded question;
 - partly wrong, raising, looping and broken notebooks get the scores they deserve, with a clear reason;
@@ -105,11 +104,7 @@ def grade_corpus(course: Course, name: str) -> dict:
 
 
 class Runs(dict):
-    """Each assignment's graded corpus, graded the first time a test asks for it.
-
-    The tests of one assignment form one xdist group (``BY_ASSIGNMENT``), so the two workers of
-    ``python3 course.py test`` grade different assignments at the same time, each in its own course copy.
-    """
+    """Each assignment's graded corpus, graded the first time a test asks for it (``-k a3`` grades only a3)."""
 
     def __init__(self, course: Course):
         super().__init__()
@@ -127,10 +122,6 @@ def corpus(tmp_path_factory):
     return course, Runs(course)
 
 
-BY_ASSIGNMENT = [pytest.param(name, marks=pytest.mark.xdist_group(f"corpus-{name}")) for name in ASSIGNMENTS]
-WITH_THE_ATTACKS = pytest.mark.xdist_group(f"corpus-{HOSTILE_ASSIGNMENT}")
-
-
 def public(run, student) -> dict:
     return run["results"][student].public_json()
 
@@ -139,7 +130,7 @@ def question_scores(run, student) -> dict[str, float]:
     return {q: e["score"] for q, e in public(run, student)["questions"].items()}
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -151,7 +142,7 @@ def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     assert public(run, "invalid_json")["status"] == "invalid" and public(run, "not_a_notebook")["status"] == "invalid"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_each_case_gets_the_required_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -180,7 +171,7 @@ def test_each_case_gets_the_required_scores(corpus, name):
         )
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_no_cheat_scores_more_than_the_same_honest_submission(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -201,7 +192,7 @@ def cell_output(run, student: str, marker: str) -> str:
     return texts[0]
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -217,7 +208,7 @@ def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name)
         assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_no_process_outlives_grading(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -234,7 +225,7 @@ def test_no_process_outlives_grading(corpus, name):
         assert "daemon started" in cell_output(run, "cheat_daemon", "CHEAT"), "the daemon cheat did not even start"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -254,7 +245,7 @@ def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
         assert sorted(ids) == sorted(book), f"{student}: the autograded notebook's graded cells {ids}"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -286,7 +277,7 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
                 )
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_export_writes_per_question_scores_including_hand_grading(corpus, name):
     from nbgrader.api import Gradebook
 
@@ -329,7 +320,6 @@ def _numbers(value, found):
             _numbers(v, found)
 
 
-@WITH_THE_ATTACKS
 def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
     """The job file holds start-up settings only; inputs arrive with their step, and check-only inputs never."""
     course, runs = corpus
@@ -345,7 +335,7 @@ def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
                 assert str(value) not in output, f"{q.id}'s input {key} was readable before its driver ran"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -361,7 +351,7 @@ def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
                     assert json.dumps(value)[:40] not in text, f"{student}: {q}'s check-only {key} is visible"
 
 
-@pytest.mark.parametrize("name", BY_ASSIGNMENT)
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -386,7 +376,6 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
         assert "Score:" in text and ("✗" in text or "✓" in text or student in ("invalid_json", "not_a_notebook"))
 
 
-@WITH_THE_ATTACKS
 def test_read_files_cheat_is_real_without_the_sandbox(corpus, tmp_path):
     """The same cheat, unsandboxed, does find the solution and score more: the sandbox is what stops it."""
     course, runs = corpus
