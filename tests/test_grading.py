@@ -122,6 +122,20 @@ def corpus(tmp_path_factory):
     return course, Runs(course)
 
 
+# The corpus is graded in two files, so that the test command's two workers (``--dist loadfile``) share it:
+# this one grades the assignment that also gets the attacks on the grader, test_grading_others.py the rest.
+CORPUS_SPLIT = {
+    "test_grading": [HOSTILE_ASSIGNMENT],
+    "test_grading_others": [name for name in ASSIGNMENTS if name != HOSTILE_ASSIGNMENT],
+}
+
+
+def pytest_generate_tests(metafunc):
+    """Each per-assignment test below runs for the assignments of the file it is collected in."""
+    if "name" in metafunc.fixturenames and metafunc.definition.get_closest_marker("parametrize") is None:
+        metafunc.parametrize("name", CORPUS_SPLIT[Path(metafunc.module.__file__).stem])
+
+
 def public(run, student) -> dict:
     return run["results"][student].public_json()
 
@@ -130,7 +144,6 @@ def question_scores(run, student) -> dict[str, float]:
     return {q: e["score"] for q, e in public(run, student)["questions"].items()}
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -142,7 +155,6 @@ def test_every_submission_is_graded_once_without_grader_errors(corpus, name):
     assert public(run, "invalid_json")["status"] == "invalid" and public(run, "not_a_notebook")["status"] == "invalid"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_each_case_gets_the_required_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -171,7 +183,6 @@ def test_each_case_gets_the_required_scores(corpus, name):
         )
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_no_cheat_scores_more_than_the_same_honest_submission(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -192,7 +203,6 @@ def cell_output(run, student: str, marker: str) -> str:
     return texts[0]
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -208,7 +218,6 @@ def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name)
         assert stored.read_bytes() == data, f"{student}'s collected submission was changed during grading"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_no_process_outlives_grading(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -225,7 +234,6 @@ def test_no_process_outlives_grading(corpus, name):
         assert "daemon started" in cell_output(run, "cheat_daemon", "CHEAT"), "the daemon cheat did not even start"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -245,7 +253,6 @@ def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
         assert sorted(ids) == sorted(book), f"{student}: the autograded notebook's graded cells {ids}"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -277,7 +284,6 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
                 )
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_export_writes_per_question_scores_including_hand_grading(corpus, name):
     from nbgrader.api import Gradebook
 
@@ -335,7 +341,6 @@ def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
                 assert str(value) not in output, f"{q.id}'s input {key} was readable before its driver ran"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
     course, runs = corpus
     run = runs[name]
@@ -351,7 +356,6 @@ def test_results_students_see_hold_no_seed_and_no_input(corpus, name):
                     assert json.dumps(value)[:40] not in text, f"{student}: {q}'s check-only {key} is visible"
 
 
-@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name):
     course, runs = corpus
     run = runs[name]
