@@ -82,7 +82,9 @@ def heading_anchors(nb) -> set[str]:
     }
 
 
-ALL = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+ALL = sorted(
+    p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+)  # not JupyterLab's copies
 
 
 @pytest.mark.parametrize("path", ALL, ids=[str(p.relative_to(ROOT)) for p in ALL])
