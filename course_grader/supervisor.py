@@ -143,22 +143,38 @@ class _Sandbox:
         self.selector.register(self.proc.stdout, selectors.EVENT_READ)
         self.buffer = b""
         self.closed = False
+        self._stop_read, self._stop_write = os.pipe()  # written by started(): stop keeping stderr
         self._startup = threading.Thread(
             target=self._keep_startup_errors, args=(err_read,), name="sandbox-stderr", daemon=True
         )
         self._startup.start()
 
+    def started(self) -> None:
+        """The runner has answered (or the sandbox failed to start): close stderr before any student code runs.
+
+        Returns once the pipe is closed and what came before is in ``stderr_path``, so that a step sent
+        afterwards finds /proc/1/fd/2 leading nowhere.
+        """
+        if self._stop_write is None:  # already done
+            return
+        try:
+            os.write(self._stop_write, b"x")
+        finally:
+            os.close(self._stop_write)
+            self._stop_write = None
+        self._startup.join()
+        os.close(self._stop_read)
+
     def _keep_startup_errors(self, err: int) -> None:
-        """Keep stderr until the runner's first message or the sandbox's end (at most 64 KiB), then close it."""
+        """Keep stderr until :meth:`started` or the sandbox's end (at most 64 KiB), then close it."""
         kept = bytearray()
-        out = self.proc.stdout.fileno()
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(err, selectors.EVENT_READ)
-                selector.register(out, selectors.EVENT_READ)  # only watched: read() alone reads it
+                selector.register(self._stop_read, selectors.EVENT_READ)
                 while True:
                     ready = {key.fd for key, _ in selector.select()}
-                    if out in ready:  # the runner spoke or the sandbox is gone: take what is there, stop
+                    if self._stop_read in ready:  # the runner spoke: take what is there, stop
                         os.set_blocking(err, False)
                         while len(kept) < MAX_STARTUP_ERRORS and (chunk := os.read(err, 65536)):
                             kept += chunk
@@ -240,7 +256,7 @@ class _Sandbox:
                 pass
             self.proc.kill()
         self.proc.wait()
-        self._startup.join(timeout=5.0)  # ends when the sandbox's last process has closed stdout
+        self.started()  # stops and joins the stderr thread if no reply ever came
         self.selector.close()
         self.proc.stdout.close()
         if self.cgroup is not None:
@@ -332,6 +348,7 @@ def run_steps(
 def _run_plan(box, plan, steps, records, skipped, problems, limits, started, workdir, spent) -> bool:
     """Run the steps ``plan`` in the started sandbox ``box``; False when a step failed and the box must go."""
     state, hello = box.read(limits.startup_timeout)
+    box.started()  # stderr closed before any step is sent
     if state != "ok" or hello.get("ready") is not True:
         # No student code has run yet: this is the grading machine's problem, not the submission's.
         box.kill()

@@ -81,6 +81,7 @@ def run_student(
     box = _Sandbox(cmd, None, None, limits, work / "stderr.txt")
     try:
         state, hello = box.read(60)
+        box.started()  # as the supervisor does: stderr closed before any student code runs
         assert state == "ok" and hello == {"ready": True}, (state, (work / "stderr.txt").read_text())
         assert box.send({"step": 0})
         while True:
