@@ -114,12 +114,8 @@ def assignment_names(solutions_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in solutions_dir.glob(f"*/{HIDDEN_TESTS}"))
 
 
-def load_drivers(hidden_tests_file: str | Path) -> ModuleType:
-    """The ``drivers.py`` beside ``hidden_tests_file``, imported as a module of its own."""
-    path = Path(hidden_tests_file).with_name(DRIVERS)
-    if not path.is_file():
-        raise SpecError(f"{path} does not exist: every assignment's drivers live in its {DRIVERS}")
-    name = f"_course_drivers_{path.parent.name}"
+def _import_file(path: Path, name: str) -> ModuleType:
+    """Import the Python file ``path`` as module ``name``, writing no bytecode (solutions/ stays free of __pycache__)."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -129,6 +125,14 @@ def load_drivers(hidden_tests_file: str | Path) -> ModuleType:
     finally:
         sys.dont_write_bytecode = saved
     return module
+
+
+def load_drivers(hidden_tests_file: str | Path) -> ModuleType:
+    """The ``drivers.py`` beside ``hidden_tests_file``, imported as a module of its own."""
+    path = Path(hidden_tests_file).with_name(DRIVERS)
+    if not path.is_file():
+        raise SpecError(f"{path} does not exist: every assignment's drivers live in its {DRIVERS}")
+    return _import_file(path, f"_course_drivers_{path.parent.name}")
 
 
 def load_assignment(solutions_dir: Path, name: str, release_root: Path | None = None) -> Assignment:
@@ -143,15 +147,7 @@ def load_assignment(solutions_dir: Path, name: str, release_root: Path | None = 
     if not path.is_file():
         known = ", ".join(assignment_names(solutions_dir)) or "none"
         raise SpecError(f"no assignment {name!r}: {path} does not exist (assignments: {known})")
-    module_name = f"_course_hidden_tests_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # keep solutions/ free of __pycache__
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
+    module = _import_file(path, f"_course_hidden_tests_{name}")
     assignment = getattr(module, "ASSIGNMENT", None)
     if not isinstance(assignment, Assignment):
         raise SpecError(f"{path} must define ASSIGNMENT = course_grader.spec.Assignment(...)")
