@@ -25,7 +25,7 @@ Compared with
   algorithm (one episode per update, normalised returns, 128-unit policy with
   dropout 0.6, Adam 1e-2), scored with the same protocol and, as a second
   entry, stopped by the example's own rule (running average of training returns);
-- DQN, ours (``course_utils.dqn``, when that module exists) and
+- DQN, ours (``course_utils.algorithms.dqn``) and
   stable-baselines3's with the zoo's ``dqn.yml`` hyperparameters.
 
 Every run executes in a fresh process with one torch thread; it stops itself
@@ -39,7 +39,6 @@ how to read it. Requires the ``bench`` extra (stable-baselines3).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import multiprocessing as mp
@@ -132,23 +131,6 @@ def _run_ours(module_name: str, config_name: str, **overrides):
         module.train(config, on_update=stopper, progress_bar=False)
 
     return run
-
-
-def _run_our_dqn(seed: int, stopper: StopAtTarget) -> None:
-    """course_utils.dqn.train(config, on_update=...): its config is the module's ``*Config`` dataclass."""
-    module = importlib.import_module("course_utils.dqn")
-    config_cls = getattr(module, "DQNConfig", None) or next(
-        obj for name, obj in vars(module).items() if name.endswith("Config") and dataclasses.is_dataclass(obj)
-    )
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    kwargs = {"seed": seed}
-    for budget_name in ("total_steps", "total_timesteps", "n_steps", "steps"):
-        if budget_name in names:
-            kwargs[budget_name] = stopper.max_steps
-            break
-    config = config_cls(**kwargs)
-    stopper.restart_clock()
-    module.train(config, on_update=stopper, progress_bar=False)
 
 
 # rl-baselines3-zoo hyperparams, CartPole-v1 entries (hyperparams/ppo.yml, a2c.yml, dqn.yml), verbatim.
@@ -319,7 +301,7 @@ ENTRIES: dict[str, Entry] = {
     "reinforce": Entry("ours REINFORCE + baseline", _run_ours("course_utils.algorithms.reinforce", "ReinforceConfig")),
     "a2c": Entry("ours A2C", _run_ours("course_utils.algorithms.a2c", "A2CConfig"), sb3_counterpart="sb3-a2c"),
     "ppo": Entry("ours PPO", _run_ours("course_utils.algorithms.ppo", "PPOConfig"), sb3_counterpart="sb3-ppo"),
-    "dqn": Entry("ours DQN", _run_our_dqn, sb3_counterpart="sb3-dqn", needs="course_utils.dqn"),
+    "dqn": Entry("ours DQN", _run_ours("course_utils.algorithms.dqn", "DQNConfig"), sb3_counterpart="sb3-dqn"),
     "sb3-a2c": Entry("SB3 A2C (zoo)", _run_sb3("a2c"), needs="stable_baselines3"),
     "sb3-ppo": Entry("SB3 PPO (zoo)", _run_sb3("ppo"), needs="stable_baselines3"),
     "sb3-dqn": Entry("SB3 DQN (zoo)", _run_sb3("dqn"), needs="stable_baselines3", only_with="dqn"),

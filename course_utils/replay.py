@@ -1,7 +1,7 @@
 """Experience replay: a fixed-size memory of transitions, sampled uniformly.
 
 Explained in notebook 08 (section "Experience replay"), used by
-:mod:`course_utils.dqn`. The buffer is a ring: once ``capacity`` transitions
+:mod:`course_utils.algorithms.dqn`. The buffer is a ring: once ``capacity`` transitions
 are stored, each new one overwrites the oldest. Memory is preallocated as
 NumPy arrays, so adding a transition copies a few numbers and allocates nothing.
 :meth:`ReplayBuffer.sample` draws a uniform minibatch; :meth:`ReplayBuffer.latest`
@@ -37,9 +37,11 @@ class ReplayBuffer:
     """A ring buffer of transitions with uniform sampling (notebook 08).
 
     ``ReplayBuffer(capacity, obs_shape, obs_dtype=np.float32, seed=0)`` holds
-    up to ``capacity`` transitions. ``seed`` fixes which transitions
-    :meth:`sample` draws: the same seed and the same sequence of :meth:`add`
-    calls give the same minibatches. ``device`` is where sampled tensors go.
+    up to ``capacity`` transitions. ``seed`` (a non-negative int, or a
+    ``numpy.random.SeedSequence``, e.g. one of ``SeedSequence(seed).spawn(2)``
+    when the caller needs other streams from the same seed) fixes which
+    transitions :meth:`sample` draws: the same seed and the same sequence of
+    :meth:`add` calls give the same minibatches. ``device`` is where sampled tensors go.
     Use ``obs_dtype=np.uint8`` for image frames (4× less memory than float32).
     """
 
@@ -49,7 +51,7 @@ class ReplayBuffer:
         obs_shape: Sequence[int] | int,
         obs_dtype: np.dtype | type = np.float32,
         *,
-        seed: int,
+        seed: int | np.random.SeedSequence,
         device: torch.device | str = "cpu",
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
@@ -59,8 +61,10 @@ class ReplayBuffer:
             raise ValueError(
                 f"obs_shape must be a tuple of positive integers, e.g. (4,) for CartPole; got {obs_shape!r}"
             )
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(seed, np.random.SeedSequence) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ValueError(f"seed must be a non-negative integer or a numpy SeedSequence, got {seed!r}")
         self.capacity = int(capacity)
         self.obs_shape = tuple(int(n) for n in obs_shape)
         self.device = torch.device(device)
@@ -73,7 +77,7 @@ class ReplayBuffer:
         )  # 1.0 = terminal s_{t+1}; float for (1 − terminated)
         self.pos = 0  # where the next transition goes; once full, the oldest one
         self.size = 0
-        self.rng = np.random.default_rng(int(seed))
+        self.rng = np.random.default_rng(seed if isinstance(seed, np.random.SeedSequence) else int(seed))
 
     def __len__(self) -> int:
         """How many transitions are stored (at most ``capacity``)."""

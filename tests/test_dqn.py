@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
+from course_utils.algorithms.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
 from course_utils.evaluation import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
@@ -22,7 +22,7 @@ TINY = dict(
     train_freq=100,
     gradient_steps=4,
     batch_size=32,
-    hidden_sizes=(16,),
+    hidden=(16,),
     eps_decay_steps=300,
     device="cpu",
 )
@@ -259,7 +259,7 @@ def test_short_training_beats_the_untrained_network():
     """
     config = DQNConfig.fast(seed=0, device="cpu")
     torch.manual_seed(config.seed)
-    untrained = make_q_network(4, 2, config.hidden_sizes)
+    untrained = make_q_network(4, 2, config.hidden)
     untrained_mean, untrained_std = evaluate(untrained, n_episodes=N_EVAL)
     trained_mean, trained_std = evaluate(train(config, progress_bar=False).policy, n_episodes=N_EVAL)
     se_gap = np.hypot(untrained_std, trained_std) / np.sqrt(N_EVAL - 1)  # evaluate's std has ddof=0

@@ -15,11 +15,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
+import torch
 from torch import nn
 
+from ..networks import CategoricalPolicy, ValueNetwork
 from ..progress import progress
+from ..returns import gae_advantages
+from ..seeding import seed_everything
+from ..torch_setup import pick_device
+from ..vec import RolloutBatch, RolloutCollector, make_vec_env
 
-__all__ = ["OnUpdate", "TrainResult", "Timer", "check_config", "env_dims", "training_bar"]
+__all__ = [
+    "ActorCriticRun",
+    "OnUpdate",
+    "TrainResult",
+    "Timer",
+    "advantages_and_returns",
+    "check_config",
+    "decay_lr",
+    "env_dims",
+    "setup_actor_critic",
+    "training_bar",
+]
 
 OnUpdate = Callable[[int, nn.Module], bool]
 """``on_update(steps, policy) -> stop``: called after every update; return True to stop training."""
@@ -111,3 +128,86 @@ def check_config(
     seed = config.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"{name}.seed must be a non-negative integer, got {seed!r}")
+
+
+# --- The actor-critic set-up A2C and PPO share (PPO is A2C with another update step) ---
+
+
+def advantages_and_returns(batch: RolloutBatch, gamma: float, gae_lambda: float, normalize: bool):
+    """GAE advantages A_t and λ-returns Ĝ_t (both (T, N)) for a rollout batch; A2C and PPO share it.
+
+    ``normalize`` rescales the advantages (not the returns) to mean 0, std 1.
+    """
+    advantages, returns = gae_advantages(
+        batch.rewards, batch.values, batch.next_values, batch.terminated, batch.truncated, gamma, gae_lambda
+    )
+    if normalize:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    return advantages, returns
+
+
+@dataclass
+class ActorCriticRun:
+    """What A2C and PPO build before their first update; PPO is A2C with another update step.
+
+    ``envs``: ``n_envs`` synchronous CartPole-style environments; ``collector``
+    gathers ``(T, N, ...)`` batches from them with ``policy`` and ``value``.
+    """
+
+    device: torch.device
+    envs: object
+    policy: CategoricalPolicy
+    value: ValueNetwork
+    parameters: list
+    optimizer: torch.optim.Optimizer
+    collector: RolloutCollector
+    result: TrainResult
+    timer: Timer
+    bar: object
+
+    def show_progress(self, batch: RolloutBatch) -> None:
+        self.bar.update(batch.n_steps * batch.n_envs)
+        if batch.episode_returns:
+            self.bar.set_postfix(ret=f"{batch.episode_returns[-1]:.0f}", refresh=False)
+
+    def finish(self) -> TrainResult:
+        self.bar.close()
+        self.envs.close()
+        self.result.seconds = self.timer.seconds()
+        return self.result
+
+
+def setup_actor_critic(config, name: str, progress_bar: bool) -> ActorCriticRun:
+    """Seed everything from ``config.seed`` (sub-environment i from ``config.seed * n_envs + i``),
+    build the environments, the actor and the critic (CUDA if available), one Adam optimiser for both,
+    and the rollout collector."""
+    seed_everything(config.seed)
+    device = pick_device()
+    obs_dim, n_actions = env_dims(config.env_id)
+    envs = make_vec_env(config.env_id, config.n_envs)
+    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
+    value = ValueNetwork(obs_dim, config.hidden).to(device)
+    parameters = [*policy.parameters(), *value.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
+    collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
+    result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
+    return ActorCriticRun(
+        device,
+        envs,
+        policy,
+        value,
+        parameters,
+        optimizer,
+        collector,
+        result,
+        Timer(),
+        training_bar(config.total_steps, name, progress_bar),
+    )
+
+
+def decay_lr(optimizer: torch.optim.Optimizer, config, steps: int) -> None:
+    """With ``config.anneal_lr``, decay the learning rate linearly to 0 over ``config.total_steps``:
+    late updates take smaller steps, so a solved policy stops drifting."""
+    if config.anneal_lr:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * (1 - steps / config.total_steps)

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from .a2c import advantages_and_returns, anneal_learning_rate, setup_actor_critic
-from .common import OnUpdate, TrainResult, check_config
+from .common import OnUpdate, TrainResult, advantages_and_returns, check_config, decay_lr, setup_actor_critic
 
 __all__ = ["PPOConfig", "approx_kl", "clipped_surrogate_loss", "ppo_loss", "train"]
 
@@ -160,7 +159,7 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
         run.result,
     )
     while collector.steps < config.total_steps:
-        anneal_learning_rate(optimizer, config, collector.steps)
+        decay_lr(optimizer, config, collector.steps)
         batch = collector.collect(config.n_steps)  # collected by π_old = the current policy
         result.episode_returns += batch.episode_returns
         result.episode_end_steps += batch.episode_end_steps

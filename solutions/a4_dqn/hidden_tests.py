@@ -729,7 +729,7 @@ ASSIGNMENT = Assignment(
     notebook="a4_dqn.ipynb",
     cell_timeout=120,
     cell_budget=60,
-    forbidden=("course_utils.dqn", "course_utils.replay"),
+    forbidden=("course_utils.algorithms.dqn", "course_utils.replay"),
     questions=[
         Question(
             "td_targets",

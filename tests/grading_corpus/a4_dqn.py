@@ -75,10 +75,10 @@ def train_dqn(total_steps, seed):
 REFERENCE_WITH_THEATRE = """
 def train_dqn(total_steps, seed):
     # The course's reference DQN, reached indirectly; then the counts made to look like the notebook's pieces.
-    # Without the sandbox hiding course_utils.dqn this passes (measured); in it, the import fails.
+    # Without the sandbox hiding course_utils.algorithms.dqn this passes (measured); in it, the import fails.
     import importlib
 
-    dqn = importlib.import_module("course_utils." + "dqn")
+    dqn = importlib.import_module("course_utils.algorithms." + "dqn")
     policy = getattr(dqn, "train")(getattr(dqn, "DQNConfig")(total_steps=total_steps, seed=seed), progress_bar=False).policy
     target = copy.deepcopy(policy)
     env = make_env("CartPole-v1", seed=seed)
@@ -215,7 +215,7 @@ def specific_cases(ctx: Context) -> list[Case]:
         Case(
             "cheat_reference",
             _solution_plus(REFERENCE_WITH_THEATRE),
-            "course_utils.dqn's reference training reached through importlib, dressed up with calls of every piece",
+            "course_utils.algorithms.dqn's reference training reached through importlib, dressed up with calls of every piece",
             base="solution",
             expect={**{q: "full" for q in NOT_TRAIN_DQN}, "train_dqn": 0.0},
         ),

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .algorithms.common import OnUpdate, Timer, TrainResult, check_config, training_bar
-from .replay import ReplayBuffer
-from .seeding import make_env, seed_everything
-from .torch_setup import pick_device
+from ..replay import ReplayBuffer
+from ..seeding import make_env, seed_everything
+from ..torch_setup import pick_device
+from .common import OnUpdate, Timer, TrainResult, check_config, training_bar
 
 LOSSES = ("huber", "mse")
 
@@ -61,11 +61,11 @@ class DQNConfig:
 
     env_id: str = "CartPole-v1"  # gymnasium id: vector observations, discrete actions
     max_episode_steps: int | None = None  # time limit (truncation) of training episodes; None keeps the env's own
-    seed: int = 0  # seeds network init, environment, ε-greedy coin flips and replay sampling
+    seed: int = 0  # seeds network init, environment, and (as two separate streams) exploration and replay sampling
     total_steps: int = 50_000  # environment steps to train for (on_update may stop earlier)
     gamma: float = 0.98  # discount γ in the TD target (horizon 1/(1 − γ) = 50 steps)
-    hidden_sizes: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers (ReLU)
-    learning_rate: float = 3e-3  # Adam step size
+    hidden: tuple[int, ...] = (64, 64)  # widths of the Q-network's hidden layers (ReLU)
+    lr: float = 3e-3  # Adam step size
     batch_size: int = 256  # transitions per gradient step (B)
     buffer_size: int = 100_000  # replay memory capacity N (oldest transitions are overwritten)
     learning_starts: int = 1_000  # environment steps collected before the first gradient step
@@ -77,13 +77,13 @@ class DQNConfig:
     eps_end: float = 0.04  # ε after the decay, kept until the end
     eps_decay_steps: int = 4_000  # environment steps over which ε falls linearly from eps_start to eps_end
     loss: str = "huber"  # "huber" (quadratic for |TD error| < 1, linear beyond) or "mse"
-    max_grad_norm: float | None = 10.0  # clip the gradient's global L2 norm to this; None: no clipping
+    max_grad_norm: float = 10.0  # clip the gradient's global L2 norm to this (0 = no clipping)
     use_replay: bool = True  # False (ablation): train on the latest batch_size transitions, in order
     use_target_network: bool = True  # False (ablation): targets use the online network θ itself
     device: str = "auto"  # "auto" picks CUDA if available (see pick_device), else e.g. "cpu"
 
     def __post_init__(self) -> None:
-        self.hidden_sizes = tuple(self.hidden_sizes)
+        self.hidden = tuple(self.hidden)
         check_config(
             self,
             positive_ints=(
@@ -95,8 +95,9 @@ class DQNConfig:
                 "target_update_interval",
                 "eps_decay_steps",
             ),
-            positive=("learning_rate", "tau"),
+            positive=("lr", "tau"),
             unit_interval=("gamma", "tau", "eps_start", "eps_end"),
+            non_negative=("max_grad_norm",),
         )
         if (
             isinstance(self.learning_starts, bool)
@@ -114,8 +115,6 @@ class DQNConfig:
             raise ValueError(f"DQNConfig.loss must be one of {LOSSES}, got {self.loss!r}")
         if self.use_replay and self.batch_size > self.buffer_size:
             raise ValueError(f"DQNConfig.batch_size {self.batch_size} is larger than buffer_size {self.buffer_size}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"DQNConfig.max_grad_norm must be positive or None, got {self.max_grad_norm}")
 
     @classmethod
     def fast(cls, **overrides) -> DQNConfig:
@@ -138,12 +137,12 @@ def epsilon(step: int, eps_start: float, eps_end: float, decay_steps: int) -> fl
     return eps_start + fraction * (eps_end - eps_start)
 
 
-def make_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int] = (64, 64)) -> nn.Sequential:
+def make_q_network(obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64)) -> nn.Sequential:
     """An MLP ``(B, obs_dim) -> (B, n_actions)``: one Q-value per action from one forward pass."""
     layers, width = [], obs_dim
-    for hidden in hidden_sizes:
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
     layers.append(nn.Linear(width, n_actions))
     return nn.Sequential(*layers)
 
@@ -213,15 +212,18 @@ def train(
         )
     obs_shape, n_actions = env.observation_space.shape, int(env.action_space.n)
 
-    q_net = make_q_network(obs_shape[0], n_actions, config.hidden_sizes).to(device)
+    q_net = make_q_network(obs_shape[0], n_actions, config.hidden).to(device)
     # The frozen copy θ⁻; in the ablation the "target" is the online network itself.
     target_net = copy.deepcopy(q_net).requires_grad_(False) if config.use_target_network else q_net
     # fused=True: one kernel for the whole Adam step, 3x faster for a small MLP on a CPU (same maths).
-    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.learning_rate, fused=True)
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=config.lr, fused=True)
     # Without replay the memory holds just the latest batch_size transitions, used in time order.
     capacity = config.buffer_size if config.use_replay else config.batch_size
-    buffer = ReplayBuffer(capacity, obs_shape, np.float32, seed=config.seed, device=device)
-    rng = np.random.default_rng(config.seed)  # ε-greedy coin flips and random actions
+    # Two independent random streams from one seed: exploration (ε-greedy coin flips and random actions)
+    # and replay sampling. Changing how often one is drawn from (ε, batch size) leaves the other unchanged.
+    explore_seed, replay_seed = np.random.SeedSequence(config.seed).spawn(2)
+    buffer = ReplayBuffer(capacity, obs_shape, np.float32, seed=replay_seed, device=device)
+    rng = np.random.default_rng(explore_seed)  # ε-greedy coin flips and random actions
 
     result = TrainResult(policy=q_net, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0)
     n_updates = target_updates = 0
@@ -259,7 +261,7 @@ def train(
                 loss = td_loss(q_net, target_net, batch, config.gamma, config.loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if config.max_grad_norm is not None:
+                if config.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(q_net.parameters(), config.max_grad_norm)
                 optimizer.step()
                 n_updates += 1
