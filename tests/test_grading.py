@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_corpus import HOSTILE_ASSIGNMENT, Context, all_cases, notebook_bytes
+from grading_corpus import HOSTILE_ASSIGNMENT, Context, all_cases, notebook_bytes, read_files_cheat
 
 from course_grader.autograding import GradingRefused, autograde, resolve_sandbox
 from course_grader.collection import collect
@@ -43,7 +43,7 @@ from course_grader.spec import assignment_names, load_assignment
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = assignment_names(REPO / "solutions")
 SEED = 20_240_601
-CELL_TIMEOUT = 10.0  # the corpus's own cells take well under a second; this bounds the looping cell
+CELL_TIMEOUT = 5.0  # the corpus's own cells take well under a second; this bounds the looping cell
 
 
 def make_course(root: Path) -> Course:
@@ -91,7 +91,14 @@ def grade_corpus(course: Course, name: str) -> dict:
     collected = collect(course, name, downloads, log=lambda *a: None)
     started = time.monotonic()
     results = autograde(
-        course, name, sandbox="require", jobs=2, seed=SEED, cell_timeout=CELL_TIMEOUT, log=lambda *a: None
+        course,
+        name,
+        sandbox="require",
+        jobs=2,
+        seed=SEED,
+        cell_timeout=CELL_TIMEOUT,
+        question_timeout=getattr(ctx.specifics(), "QUESTION_TIMEOUT", None),
+        log=lambda *a: None,
     )
     return {
         "ctx": ctx,
@@ -207,10 +214,10 @@ def test_student_code_sees_and_changes_nothing_outside_its_sandbox(corpus, name)
     course, runs = corpus
     run = runs[name]
     if name == HOSTILE_ASSIGNMENT:
-        assert "CHEAT FOUND: []" in cell_output(run, "cheat_read_files", "CHEAT FOUND"), (
+        assert "CHEAT FOUND: []" in cell_output(run, "cheat_escapes", "CHEAT FOUND"), (
             "student code could read solutions, hidden tests, the gradebook or other students' files"
         )
-        assert "CHEAT WROTE: []" in cell_output(run, "cheat_write_grades", "CHEAT WROTE"), (
+        assert "CHEAT WROTE: []" in cell_output(run, "cheat_escapes", "CHEAT WROTE"), (
             "student code could write grade files or other students' submissions"
         )
     for student, data in run["built"].items():  # every submission is still exactly what was handed in
@@ -231,7 +238,7 @@ def test_no_process_outlives_grading(corpus, name):
             continue
     assert not alive, f"processes started by a submission survived grading: {alive}"
     if name == HOSTILE_ASSIGNMENT:
-        assert "daemon started" in cell_output(run, "cheat_daemon", "CHEAT"), "the daemon cheat did not even start"
+        cell_output(run, "cheat_escapes", "CHEAT: daemon started")  # fails if the daemon cheat did not even start
 
 
 def test_gradebook_holds_exactly_each_students_own_scores(corpus, name):
@@ -271,7 +278,7 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
         assert "ran for more than" in messages("looping", loop_q)
         assert any("ran for more than" in p for p in public(run, "looping")["problems"]), "the looping cell is lost"
         assert any("died" in p for p in public(run, "crash_exit")["problems"])
-        assert any(c["error"] and "MemoryError" in c["error"] for c in public(run, "memory_hog")["cells"])
+        assert any(c["error"] and "MemoryError" in c["error"] for c in public(run, "cheat_escapes")["cells"])
         assert all(
             public(run, "cheat_fewer_results")["questions"][q]["status"] in ("malformed", "passed")
             for q in run["ctx"].question_ids
@@ -330,11 +337,11 @@ def test_no_input_is_in_the_sandbox_before_its_driver_runs(corpus):
     """The job file holds start-up settings only; inputs arrive with their step, and check-only inputs never."""
     course, runs = corpus
     run = runs[HOSTILE_ASSIGNMENT]
-    output = public(run, "cheat_read_job")["cells"][-1]["output"]
+    output = cell_output(run, "cheat_escapes", "CHEAT JOB:")
     job = json.loads(output.split("CHEAT JOB:", 1)[1].splitlines()[0])
     assert set(job) == {"preload", "drivers"}, job
     spec = load_assignment(course.solutions, HOSTILE_ASSIGNMENT, course.assignments)
-    inputs = run["results"]["cheat_read_job"].inputs
+    inputs = run["results"]["cheat_escapes"].inputs
     for q in spec.questions:
         for key, value in inputs[q.id].items():
             if isinstance(value, (int, float)) and abs(value) > 1000:  # seeds: numbers that cannot appear by chance
@@ -387,7 +394,7 @@ def test_read_files_cheat_is_real_without_the_sandbox(corpus, tmp_path):
     run = runs[name]
     spec = load_assignment(course.solutions, name, course.assignments)
     path = tmp_path / run["ctx"].notebook_name
-    path.write_bytes(run["built"]["cheat_read_files"])
+    path.write_bytes(read_files_cheat(run["ctx"]))
     result = grade_submission(spec, path, None, seed=SEED, cell_timeout=CELL_TIMEOUT)
     assert result.score > public(run, "partly_right")["score"], (
         "without a sandbox the cheat should have found the solutions; the corpus would not notice a broken sandbox"

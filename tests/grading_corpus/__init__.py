@@ -229,7 +229,7 @@ for path in [f"{{ROOT}}/instructor/gradebook.db", "/tmp/../instructor/gradebook.
     except Exception:
         pass
 targets = glob.glob(f"{{ROOT}}/instructor/autograded/*/*/result.json") + glob.glob(f"{{ROOT}}/instructor/submitted/*/{{A}}/*.ipynb")
-targets += [f"{{ROOT}}/instructor/autograded/cheat_write_grades/{{A}}/result.json", f"{{ROOT}}/instructor/{{A}}_grades.csv"]
+targets += [f"{{ROOT}}/instructor/autograded/cheat_escapes/{{A}}/result.json", f"{{ROOT}}/instructor/{{A}}_grades.csv"]
 for path in targets:
     try:
         with open(path, "w") as f:
@@ -387,25 +387,56 @@ CRASH_EXIT = "import os\nos._exit(3)"
 MEMORY_HOG = "hog = bytearray(16 * 2**30)  # 16 GB"
 
 
+def _fill(c: Context, source: str) -> str:
+    """``source`` with the course's paths filled in (for cheats that name them)."""
+    return source.format(
+        root=str(c.course_root),
+        repo=str(c.repo_root),
+        assignment=c.assignment,
+        notebook=c.notebook_name,
+        marker=c.marker,
+    )
+
+
 def _template_cheat(student, source, description, at_end=True, template=False) -> Case:
     """A cheat appended to the honest partial submission (``source`` may name the course's paths)."""
 
     def build(c: Context) -> bytes:
         nb = partly_right(c)
-        code = (
-            source.format(
-                root=str(c.course_root),
-                repo=str(c.repo_root),
-                assignment=c.assignment,
-                notebook=c.notebook_name,
-                marker=c.marker,
-            )
-            if template
-            else source
-        )
+        code = _fill(c, source) if template else source
         return dump(append_code(nb, code, None if at_end else after_setup(nb)))
 
     return Case(student, build, description, base="partly_right")
+
+
+def read_files_cheat(c: Context) -> bytes:
+    """The file-reading cheat on its own (the test that runs it without the sandbox needs no other attack)."""
+    return _template_cheat("cheat_read_files", CHEAT_READ_FILES, "", template=True).build(c)
+
+
+# Attacks that only try to reach outside the student's own process, or to make the grader choke on what they print:
+# none of them stops the kernel or touches the grader's protocol, so they cannot mask one another and share one
+# submission (one sandbox start instead of eight). Each prints its own marker, which the tests look for.
+# (source, placed right after the setup cell?, names the course's paths?)
+ESCAPES = [
+    (CHEAT_PATCH_TESTING, True, False),  # before the answers, so that the notebook's own tests are patched too
+    (CHEAT_WRITE_GRADES, True, True),
+    (CHEAT_DAEMON, True, True),
+    (CHEAT_READ_FILES, False, True),
+    (MEMORY_HOG, False, False),
+    (CHEAT_READ_JOB, False, False),
+    (CHEAT_SURROGATES, False, False),
+    (CHEAT_INPUT_TRANSFORMER, False, False),  # last: it blanks every later cell, and the drivers must still run
+]
+
+
+def _escapes(c: Context) -> bytes:
+    nb = partly_right(c)
+    at = after_setup(nb)
+    for source, first, template in ESCAPES:
+        nb = append_code(nb, _fill(c, source) if template else source, at if first else None)
+        at += first
+    return dump(nb)
 
 
 def generic_cases(ctx: Context) -> list[Case]:
@@ -451,25 +482,16 @@ def hostile_cases(ctx: Context) -> list[Case]:
             "the solution with test cells deleted/edited, cells reordered, kernel and points changed",
             expect={q: "full" for q in q_all},
         ),
-        cheat("cheat_patch_testing", CHEAT_PATCH_TESTING, "patches torch.testing / numpy.testing", at_end=False),
-        cheat("cheat_input_transformer", CHEAT_INPUT_TRANSFORMER, "an IPython input transformer blanks later cells"),
-        cheat(
-            "cheat_read_files",
-            CHEAT_READ_FILES,
-            "reads solutions, hidden tests, other students, the gradebook",
-            template=True,
+        Case(
+            "cheat_escapes",
+            _escapes,
+            "patches the testing functions, writes the gradebook and other grade files, starts a process meant to "
+            "outlive grading, reads solutions, hidden tests, other students and the job file, asks for 16 GB, "
+            "prints and raises lone surrogates, installs an IPython input transformer that blanks later cells",
+            base="partly_right",
         ),
-        cheat(
-            "cheat_write_grades",
-            CHEAT_WRITE_GRADES,
-            "writes the gradebook and other grade files",
-            at_end=False,
-            template=True,
-        ),
-        cheat("cheat_daemon", CHEAT_DAEMON, "spawns a process meant to outlive grading", at_end=False, template=True),
         cheat("cheat_protocol", CHEAT_PROTOCOL, "writes forged messages into the grader's pipes"),
         cheat("crash_exit", CRASH_EXIT, "kills its own interpreter with os._exit"),
-        cheat("memory_hog", MEMORY_HOG, "asks for 16 GB of memory"),
         cheat("cheat_fewer_results", CHEAT_FEWER_RESULTS, "drops the failed calls' records and keeps at most 15"),
         cheat("cheat_none_results", CHEAT_NONE_RESULTS, "turns every failed call into one that returned None"),
         cheat("cheat_crafted_results", CHEAT_CRAFTED_RESULTS, "replaces call records by values made to crash checks"),
@@ -480,8 +502,6 @@ def hostile_cases(ctx: Context) -> list[Case]:
             "the solution, with every returned tensor packed as a zip bomb",
             base="solution",
         ),
-        cheat("cheat_read_job", CHEAT_READ_JOB, "reads the job file and every open file before the drivers run"),
-        cheat("cheat_surrogates", CHEAT_SURROGATES, "prints and raises lone surrogate characters"),
     ]
 
 
