@@ -23,6 +23,8 @@ import csv
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from course_grader.autograding import GradingRefused, autograde, resolve_sandbox
 from course_grader.collection import collect
 from course_grader.course import Course
 from course_grader.gradebook import scores
-from course_grader.grading import grade_submission, question_points
+from course_grader.grading import question_points
 from course_grader.release import release_differences
 from course_grader.reports import export, generate_feedback
 from course_grader.sandbox import probe_bubblewrap, sandbox_required_by_environment
@@ -388,17 +390,16 @@ def test_feedback_shows_no_hidden_test_source_and_no_expected_value(corpus, name
 
 
 def test_read_files_cheat_is_real_without_the_sandbox(corpus, tmp_path):
-    """The same cheat, unsandboxed, does find the solution and score more: the sandbox is what stops it."""
+    """The same cheat, run as plain Python, does find the solution and the hidden tests: the sandbox is what stops it
+    (without this, a corpus whose cheat had simply guessed the wrong paths would not notice a broken sandbox)."""
     course, runs = corpus
-    name = HOSTILE_ASSIGNMENT
-    run = runs[name]
-    spec = load_assignment(course.solutions, name, course.assignments)
-    path = tmp_path / run["ctx"].notebook_name
-    path.write_bytes(read_files_cheat(run["ctx"]))
-    result = grade_submission(spec, path, None, seed=SEED, cell_timeout=CELL_TIMEOUT)
-    assert result.score > public(run, "partly_right")["score"], (
-        "without a sandbox the cheat should have found the solutions; the corpus would not notice a broken sandbox"
+    ctx = context(course, HOSTILE_ASSIGNMENT)
+    result = subprocess.run(
+        [sys.executable, "-c", read_files_cheat(ctx)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
+    found = result.stdout.split("CHEAT FOUND:", 1)[-1]
+    for secret in (ctx.solution, course.solutions / HOSTILE_ASSIGNMENT / "hidden_tests.py"):
+        assert str(secret) in found, f"unsandboxed, the cheat should have read {secret}: {result.stdout[-1000:]}"
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

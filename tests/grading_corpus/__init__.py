@@ -409,9 +409,9 @@ def _template_cheat(student, source, description, at_end=True, template=False) -
     return Case(student, build, description, base="partly_right")
 
 
-def read_files_cheat(c: Context) -> bytes:
-    """The file-reading cheat on its own (the test that runs it without the sandbox needs no other attack)."""
-    return _template_cheat("cheat_read_files", CHEAT_READ_FILES, "", template=True).build(c)
+def read_files_cheat(c: Context) -> str:
+    """The file-reading cheat's code on its own, for the test that runs it without the sandbox."""
+    return _fill(c, CHEAT_READ_FILES)
 
 
 # Attacks that only try to reach outside the student's own process, or to make the grader choke on what they print:
