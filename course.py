@@ -163,7 +163,7 @@ def test_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[s
 
 
 def ensure_browser() -> None:
-    """The first-hour test drives JupyterLab in a real browser (tests/test_lab_browser.py): install Debian's
+    """The first-hour test drives JupyterLab in a real browser (tests/test_course_script.py): install Debian's
     chromium where root rights allow. Never fatal; without it that test skips (or fails under CI)."""
     if shutil.which("chromium") or not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
         return
