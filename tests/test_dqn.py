@@ -129,7 +129,8 @@ def test_update_target_hard_and_polyak():
 def test_target_network_is_frozen_between_syncs():
     """4 updates per round and a sync every 8 updates: the target catches up only every second round."""
     snapshots = []  # the online network after each round
-    config = tiny(total_steps=600, train_freq=100, gradient_steps=4, target_update_interval=8)  # rounds at 200..600
+    # rounds at 200..600; a constant step size, so that round 5 (at the end of the budget) still moves θ
+    config = tiny(total_steps=600, train_freq=100, gradient_steps=4, target_update_interval=8, anneal_lr=False)
 
     def remember(steps, q_net):
         snapshots.append(copy.deepcopy(q_net.state_dict()))
