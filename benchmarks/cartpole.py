@@ -578,6 +578,9 @@ def main() -> int:
     parser.add_argument(
         "--json", metavar="PATH", help="also write every run's raw result to this JSON file (after every seed)"
     )
+    parser.add_argument(
+        "--pause-file", metavar="PATH", help="before each run, wait while this file exists (a shared machine's signal)"
+    )
     parser.add_argument("--report-from", metavar="PATH", help="print the report of a JSON file written by --json")
     args = parser.parse_args()
     if args.report_from:
@@ -617,6 +620,8 @@ def main() -> int:
     started = time.perf_counter()
     for seed in args.seeds:  # interleaved: a busy machine slows every algorithm alike
         for key in keys:
+            while args.pause_file and os.path.exists(args.pause_file):
+                time.sleep(30)
             load_before = os.getloadavg()[0]
             r = run_one(key, seed, budgets[key], args.eval_every, args.timeout)
             load_after = os.getloadavg()[0]
