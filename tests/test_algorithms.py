@@ -20,9 +20,6 @@ ALGORITHMS = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
-
 def nets_and_batch(seed=0, B=32):
     torch.manual_seed(seed)
     policy, value = CategoricalPolicy(4, 3), ValueNetwork(4)

@@ -13,8 +13,6 @@ from torch import nn
 from course_utils.algorithms.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
 from course_utils.evaluation import evaluate
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
 # A tiny run that trains a few rounds in well under a second.
 TINY = dict(
     total_steps=600,

@@ -8,8 +8,6 @@ from course_utils import rollout, seed_everything
 from course_utils.evaluation import evaluate
 from course_utils.networks import CategoricalPolicy
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
 
 class LinearRule(nn.Module):
     """Scores (B, 2) whose argmax is the hand-written rule of notebook 00: push right iff θ·s > 0."""

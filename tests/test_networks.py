@@ -6,8 +6,6 @@ from torch import nn
 
 from course_utils.networks import CategoricalPolicy, ValueNetwork, mlp
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
 
 def linears(net):
     return [m for m in net.modules() if isinstance(m, nn.Linear)]

@@ -11,9 +11,6 @@ from course_utils.vec import RolloutCollector, collect_episodes, make_vec_env
 TAU = 0.02  # CartPole's time step: x_{t+1} = x_t + τ ẋ_t (explicit Euler)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
-
-
 class NextPosition(nn.Module):
     """A fake critic whose 'value' of a state is its cart position x: makes next_values checkable by physics."""
 

@@ -1,6 +1,6 @@
 """Reference implementations of the course's RL algorithms: one uniform family.
 
-Notebooks 03 (REINFORCE), 04 (baselines), 05 (A2C, PPO) and 08 (DQN) write
+Notebooks 03 (REINFORCE), 04 (baselines), 05 (A2C, PPO), 08 (DQN) and 09 (TRPO) write
 each algorithm out themselves and compare with, or train with, these. Every
 module has a ``@dataclass`` config with a ``fast()`` preset and one readable
 loop with the same signature::
@@ -16,6 +16,7 @@ reinforce   ``ReinforceConfig``          REINFORCE with reward-to-go, optional V
 a2c         ``A2CConfig``                advantage actor-critic, N envs, GAE
 ppo         ``PPOConfig``                A2C with several clipped epochs per batch
 dqn         ``DQNConfig``                deep Q-learning: replay memory, target network
+trpo        ``TRPOConfig``               natural-gradient steps within a KL budget δ, line search
 common      —                            ``TrainResult``, config checks, and the actor-critic
                                          set-up A2C and PPO share (no algorithm imports a sibling)
 ==========  ===========================  ==================================================
