@@ -18,7 +18,7 @@ ppo         ``PPOConfig``                A2C with several clipped epochs per bat
 dqn         ``DQNConfig``                deep Q-learning: replay memory, target network
 trpo        ``TRPOConfig``               natural-gradient steps within a KL budget δ, line search
 common      —                            ``TrainResult``, config checks, and the actor-critic
-                                         set-up A2C and PPO share (no algorithm imports a sibling)
+                                         set-up A2C, PPO and TRPO share (none imports a sibling)
 ==========  ===========================  ==================================================
 
 ``train(config, *, on_update=None, progress_bar=True) -> TrainResult`` is the

@@ -148,7 +148,7 @@ def advantages_and_returns(batch: RolloutBatch, gamma: float, gae_lambda: float,
 
 @dataclass
 class ActorCriticRun:
-    """What A2C and PPO build before their first update; PPO is A2C with another update step.
+    """What A2C, PPO and TRPO build before their first update; PPO is A2C with another update step.
 
     ``envs``: ``n_envs`` synchronous CartPole-style environments; ``collector``
     gathers ``(T, N, ...)`` batches from them with ``policy`` and ``value``.
@@ -177,17 +177,18 @@ class ActorCriticRun:
         return self.result
 
 
-def setup_actor_critic(config, name: str, progress_bar: bool) -> ActorCriticRun:
+def setup_actor_critic(config, name: str, progress_bar: bool, optimize_actor: bool = True) -> ActorCriticRun:
     """Seed everything from ``config.seed`` (sub-environment i from ``config.seed * n_envs + i``),
     build the environments, the actor and the critic (CUDA if available), one Adam optimiser for both,
-    and the rollout collector."""
+    and the rollout collector. ``optimize_actor=False`` gives Adam the critic only (TRPO moves the
+    actor itself, by a natural-gradient step)."""
     seed_everything(config.seed)
     device = pick_device()
     obs_dim, n_actions = env_dims(config.env_id)
     envs = make_vec_env(config.env_id, config.n_envs)
     policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
     value = ValueNetwork(obs_dim, config.hidden).to(device)
-    parameters = [*policy.parameters(), *value.parameters()]
+    parameters = [*policy.parameters(), *value.parameters()] if optimize_actor else list(value.parameters())
     optimizer = torch.optim.Adam(parameters, lr=config.lr, fused=True)  # fused: one kernel for all tensors, ~3x faster
     collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
     result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)

@@ -33,12 +33,8 @@ import torch
 from torch.distributions import Categorical, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ..networks import CategoricalPolicy, ValueNetwork
-from ..returns import gae_advantages
-from ..seeding import seed_everything
-from ..torch_setup import pick_device
-from ..vec import RolloutCollector, make_vec_env
-from .common import OnUpdate, Timer, TrainResult, check_config, env_dims, training_bar
+from ..networks import CategoricalPolicy
+from .common import OnUpdate, TrainResult, advantages_and_returns, check_config, setup_actor_critic
 
 __all__ = [
     "LineSearchResult",
@@ -244,35 +240,19 @@ def train(config: TRPOConfig, *, on_update: OnUpdate | None = None, progress_bar
         unit_interval=("gamma", "gae_lambda", "backtrack_coef"),
         non_negative=("cg_damping",),
     )
-    seed_everything(config.seed)
-    device = pick_device()
-    obs_dim, n_actions = env_dims(config.env_id)
-    envs = make_vec_env(config.env_id, config.n_envs)
-    policy = CategoricalPolicy(obs_dim, n_actions, config.hidden).to(device)
-    value = ValueNetwork(obs_dim, config.hidden).to(device)
-    critic_optimizer = torch.optim.Adam(value.parameters(), lr=config.lr)
+    run = setup_actor_critic(config, "TRPO", progress_bar, optimize_actor=False)  # Adam for the critic only
+    device, policy, value, collector, result = run.device, run.policy, run.value, run.collector, run.result
     params = list(policy.parameters())
-    collector = RolloutCollector(envs, policy, value, seed=config.seed * config.n_envs)
-    result = TrainResult(policy=policy, episode_returns=[], episode_end_steps=[], steps=0, seconds=0.0, value=value)
-    timer, bar = Timer(), training_bar(config.total_steps, "TRPO", progress_bar)
 
     while collector.steps < config.total_steps:
         batch = collector.collect(config.n_steps)  # collected by π_old = the current policy
         result.episode_returns += batch.episode_returns
         result.episode_end_steps += batch.episode_end_steps
-        advantages, returns = gae_advantages(
-            batch.rewards,
-            batch.values,
-            batch.next_values,
-            batch.terminated,
-            batch.truncated,
-            config.gamma,
-            config.gae_lambda,
+        advantages, returns = advantages_and_returns(
+            batch, config.gamma, config.gae_lambda, config.normalize_advantages
         )
         obs, actions = batch.obs.flatten(0, 1), batch.actions.flatten()
         advantages, returns = advantages.flatten().float(), returns.flatten().float()
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         with torch.no_grad():
             old_logits = policy(obs)
         old_log_probs = torch.log_softmax(old_logits, -1).gather(1, actions[:, None]).squeeze(1)
@@ -292,9 +272,9 @@ def train(config: TRPOConfig, *, on_update: OnUpdate | None = None, progress_bar
         for _ in range(config.critic_epochs):
             for idx in torch.randperm(len(obs), device=device).split(config.critic_minibatch_size):
                 value_loss = (value(obs[idx]) - returns[idx]).pow(2).mean()
-                critic_optimizer.zero_grad()
+                run.optimizer.zero_grad()
                 value_loss.backward()
-                critic_optimizer.step()
+                run.optimizer.step()
 
         with torch.no_grad():
             entropy = policy.distribution(obs).entropy().mean()
@@ -308,12 +288,7 @@ def train(config: TRPOConfig, *, on_update: OnUpdate | None = None, progress_bar
             entropy=entropy.item(),
             value_loss=value_loss.item(),
         )
-        bar.update(batch.n_steps * batch.n_envs)
-        if batch.episode_returns:
-            bar.set_postfix(ret=f"{batch.episode_returns[-1]:.0f}", refresh=False)
+        run.show_progress(batch)
         if on_update is not None and on_update(result.steps, policy):
             break
-    bar.close()
-    envs.close()
-    result.seconds = timer.seconds()
-    return result
+    return run.finish()
