@@ -398,15 +398,9 @@ def _fill(c: Context, source: str) -> str:
     )
 
 
-def _template_cheat(student, source, description, at_end=True, template=False) -> Case:
-    """A cheat appended to the honest partial submission (``source`` may name the course's paths)."""
-
-    def build(c: Context) -> bytes:
-        nb = partly_right(c)
-        code = _fill(c, source) if template else source
-        return dump(append_code(nb, code, None if at_end else after_setup(nb)))
-
-    return Case(student, build, description, base="partly_right")
+def _cheat(student, source, description) -> Case:
+    """A cheat appended, as its last cell, to the honest partial submission."""
+    return Case(student, lambda c: dump(append_code(partly_right(c), source)), description, base="partly_right")
 
 
 def read_files_cheat(c: Context) -> str:
@@ -467,7 +461,7 @@ def hostile_cases(ctx: Context) -> list[Case]:
     spec = ctx.specifics()
     q_all = ctx.question_ids
     looped = set(spec.QUESTIONS_USING[spec.LOOP_FUNCTION])
-    cheat = _template_cheat
+    cheat = _cheat
     return [
         Case(
             "looping",
