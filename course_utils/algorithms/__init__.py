@@ -17,6 +17,7 @@ a2c         ``A2CConfig``                advantage actor-critic, N envs, GAE
 ppo         ``PPOConfig``                A2C with several clipped epochs per batch
 dqn         ``DQNConfig``                deep Q-learning: replay memory, target network
 trpo        ``TRPOConfig``               natural-gradient steps within a KL budget δ, line search
+sac         ``SACConfig``                soft actor-critic, continuous actions: squashed Gaussian, twin Q
 common      —                            ``TrainResult``, config checks, and the actor-critic
                                          set-up A2C, PPO and TRPO share (none imports a sibling)
 ==========  ===========================  ==================================================
