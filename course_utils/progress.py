@@ -4,12 +4,17 @@
 terminal). It redraws at most once a second, so a tight training loop pays
 almost nothing for it and nbval's captured output stays small;
 ``python benchmarks/progress_overhead.py`` measures the cost per iteration.
-tqdm's own ``TQDM_DISABLE=1`` switches every bar off.
+``TQDM_DISABLE=1`` switches every bar off, the notebook widget included (tqdm's notebook
+bar ignores that variable by itself); the course website's build sets it.
 """
 
 from __future__ import annotations
 
+import os
+
 from tqdm.auto import tqdm
+
+_OFF = {"1", "true", "yes", "on"}
 
 
 def progress(iterable=None, *, desc: str | None = None, total: int | None = None, **kwargs):
@@ -17,6 +22,8 @@ def progress(iterable=None, *, desc: str | None = None, total: int | None = None
 
     Use ``bar.set_postfix(ret=...)`` to show the latest return next to it.
     """
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in _OFF:
+        kwargs["disable"] = True
     kwargs.setdefault("mininterval", 1.0)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, desc=desc, total=total, **kwargs)

@@ -32,3 +32,16 @@ def test_tqdm_disable_variable_switches_bars_off():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3" and "quiet" not in result.stderr
+
+
+def test_tqdm_disable_variable_switches_the_notebook_bar_off_too(monkeypatch):
+    """tqdm's notebook widget ignores TQDM_DISABLE, and callers may pass disable=False: the variable wins."""
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress(range(3), disable=False).disable
+    from tqdm.notebook import tqdm as notebook_bar
+
+    monkeypatch.setattr(sys.modules["course_utils.progress"], "tqdm", notebook_bar)
+    bar = progress(range(3))
+    assert bar.disable and list(bar) == [0, 1, 2]
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert not progress(range(3), file=io.StringIO()).disable
