@@ -34,7 +34,13 @@ c.ClearSolutions.code_stub = {
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Autograding is done by `python -m course_grader autograde`, which runs student code in a sandbox
-# and scores it with the hidden checks in a separate process; do not use `nbgrader autograde` or
-# `nbgrader generate_feedback` on this course (they run checks where student code can patch them,
-# and their feedback shows the tests).
+# and scores it with the hidden checks in a separate process. nbgrader's own autograde (formgrader's
+# per-student Autograde button, `nbgrader autograde`) would run the checks where student code can patch
+# them, delete our result files and overwrite the gradebook's scores, and its feedback shows the tests:
+# the guard refuses the first and routes the second (formgrader's Generate Feedback buttons,
+# `nbgrader generate_feedback`) to `course_grader feedback`. See course_grader/nbgrader_guard.py.
 c.Execute.timeout = 120
+
+from course_grader.nbgrader_guard import install_if_nbgrader_runs  # noqa: E402
+
+install_if_nbgrader_runs()
