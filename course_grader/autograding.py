@@ -15,7 +15,9 @@ from pathlib import Path
 import nbformat
 
 from .course import Course
-from .gradebook import record
+from .deadlines import load_settings, submission_time
+from .feedback import failure_flags
+from .gradebook import record, set_due_date
 from .grading import GradeResult, grade_submission, grader_failure, prepare
 from .notebooks import load_submission
 from .release import ensure_in_gradebook
@@ -45,7 +47,7 @@ def resolve_sandbox(mode: str, log=print):
     if mode == "require":
         raise GradingRefused(
             f"refusing to grade: no sandbox ({status.reason}). Install bubblewrap (Debian/Ubuntu: sudo apt-get install "
-            "bubblewrap, or `python -m course_grader setup-sandbox`), or pass --sandbox warn to grade without isolation "
+            "bubblewrap, or `.venv/bin/python -m course_grader setup-sandbox`), or pass --sandbox warn to grade without isolation "
             "(submissions could then read the solutions and your gradebook)."
         )
     log("=" * 78)
@@ -103,6 +105,13 @@ def autograde(
         log(f"no submissions of {assignment} in {course.submitted}: run `collect` first")
         return {}
     ensure_in_gradebook(course, assignment)
+    settings = load_settings(course)  # a malformed course.toml or roster stops here, before any grading
+    set_due_date(course, assignment, settings.due(assignment))
+    from .roster import load_roster, names_into_gradebook
+
+    roster = load_roster(course)
+    if roster:
+        names_into_gradebook(course, roster)
     notebook_id = Path(spec.notebook).stem
     release_nb = course.assignments / assignment / spec.notebook
     log(
@@ -139,12 +148,15 @@ def autograde(
                 result.problems.append(f"not recorded in the gradebook: {type(err).__name__}: {err}")
                 log(
                     f"  {student}: could not record the result in the gradebook ({err}); if the assignment "
-                    "changed since its release, run `python -m course_grader release` first"
+                    "changed since its release, run `.venv/bin/python -m course_grader release` first"
                 )
             r = result
+            lateness = settings.lateness(assignment, student, submission_time(course, assignment, student))
+            marks = [*failure_flags(r.public_json()), *([lateness.describe()] if lateness.late else [])]
             log(
                 clean_text(
                     f"  {student:<20} {r.score:6g} / {r.max_score:g}  {r.status:<8} {r.seconds:6.1f} s"
+                    + "".join(f"  [{m[:120]}]" for m in marks)
                     + (f"  ({len(r.problems)} problem(s): {r.problems[-1][:80]})" if r.problems else "")
                 )
             )

@@ -1,9 +1,12 @@
 """``python -m course_grader <command>``: the instructor's grading workflow (see docs/instructors.md).
 
     release    ASSIGNMENT... | --all [--check]   regenerate assignments/<name> from solutions/ (--check: compare only)
-    collect    ASSIGNMENT FOLDER_OR_ZIP          copy downloaded submissions into instructor/submitted
+    roster     CSV                               check the class list (id,name,email,lms_id) and use it
+    collect    ASSIGNMENT FOLDER_OR_ZIP          copy downloaded submissions (Moodle, Canvas, GitHub Classroom,
+               [--lms auto|moodle|canvas|github|plain] [--prefix P]   nbgrader, a folder) into instructor/submitted
     autograde  ASSIGNMENT [--student ID ...]     run each submission in the sandbox, score it, fill the gradebook
     export     ASSIGNMENT [--output CSV]         per-question scores (hand grading included) as CSV
+               [--format course|canvas|moodle] [--round N]   or the grade-import CSV of Canvas or Moodle
     feedback   ASSIGNMENT [--student ID ...]     HTML feedback without hidden tests or expected values
     validate   NOTEBOOK                          a student's self-check (nbgrader validate)
     setup-sandbox [--no-install]                 check (and install) bubblewrap
@@ -24,7 +27,9 @@ from .course import Course
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m course_grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=".venv/bin/python -m course_grader",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--root", type=Path, default=None, help="the course repository (default: here, or this package's)"
@@ -36,10 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every assignment in solutions/")
     p.add_argument("--check", action="store_true", help="only compare a fresh release with the committed one")
 
+    p = sub.add_parser("roster", help="check a class list CSV (id,name,email,lms_id) and make it the course's")
+    p.add_argument("csv", type=Path)
+
     p = sub.add_parser("collect", help="collect a folder or .zip of downloaded submissions")
     p.add_argument("assignment")
     p.add_argument("source", type=Path)
     p.add_argument("--pattern", default=None, help="regex with (?P<student_id>...) applied to file names")
+    p.add_argument(
+        "--lms",
+        choices=["auto", "moodle", "canvas", "github", "plain"],
+        default="auto",
+        help="the download's layout (default: recognised from the names)",
+    )
+    p.add_argument(
+        "--prefix", default=None, help="GitHub Classroom: the repositories' prefix (e.g. a1-score-function-)"
+    )
 
     p = sub.add_parser("autograde", help="grade collected submissions in the sandbox")
     p.add_argument("assignment")
@@ -63,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write per-question scores to CSV")
     p.add_argument("assignment")
     p.add_argument("--output", type=Path, default=None)
+    p.add_argument(
+        "--format",
+        choices=["course", "canvas", "moodle"],
+        default="course",
+        help="course: every question (default); canvas/moodle: the LMS's grade-import CSV (ids from the roster)",
+    )
+    p.add_argument("--round", type=int, default=2, help="decimals of the LMS grade (default 2)")
+    p.add_argument(
+        "--column", default=None, help="canvas: the assignment's column header, e.g. 'A1 (123456)' (default: its name)"
+    )
 
     p = sub.add_parser("feedback", help="write HTML feedback for graded students")
     p.add_argument("assignment")
@@ -98,14 +125,30 @@ def main(argv: list[str] | None = None) -> int:
                 problems = [d for name in names for d in release_differences(course, name)]
                 for line in problems:
                     print(line)
-                print("releases are up to date" if not problems else "run `python -m course_grader release` and commit")
+                print(
+                    "releases are up to date"
+                    if not problems
+                    else "run `.venv/bin/python -m course_grader release` and commit"
+                )
                 return 1 if problems else 0
             release(course, names)
+            return 0
+        if args.command == "roster":
+            from .roster import install_roster
+
+            install_roster(course, args.csv)
             return 0
         if args.command == "collect":
             from .collection import DEFAULT_PATTERN, collect
 
-            collect(course, args.assignment, args.source, args.pattern or DEFAULT_PATTERN)
+            collect(
+                course,
+                args.assignment,
+                args.source,
+                args.pattern or DEFAULT_PATTERN,
+                layout=args.lms,
+                prefix=args.prefix,
+            )
             return 0
         if args.command == "autograde":
             import torch
@@ -132,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             return 1 if failed else 0
         if args.command == "export":
-            from .reports import export
+            from .reports import export, export_lms
 
-            export(course, args.assignment, args.output)
+            if args.format == "course":
+                export(course, args.assignment, args.output)
+            else:
+                export_lms(course, args.assignment, args.format, args.output, decimals=args.round, column=args.column)
             return 0
         if args.command == "feedback":
             from .reports import generate_feedback

@@ -11,6 +11,9 @@ source, the grader's inputs or any expected value: those exist only in the
 from __future__ import annotations
 
 import html
+import re
+
+_IMPORT_ERROR = re.compile(r"^(?:\w+\.)*(ModuleNotFoundError|ImportError): (.*)$", re.M)
 
 
 def _e(text) -> str:
@@ -27,7 +30,32 @@ pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; white-space: pre-wr
 """
 
 
-def render(student: str, assignment: str, public: dict, gradebook_scores: dict[str, dict]) -> str:
+def import_failures(cells: list[dict]) -> list[str]:
+    """``"cell N: ModuleNotFoundError: No module named 'x'"`` for each of the student's cells whose import failed."""
+    found = []
+    for cell in cells:
+        match = _IMPORT_ERROR.search(str(cell.get("error") or ""))
+        if match:
+            found.append(f"cell {cell.get('index', 0) + 1}: {match.group(1)}: {match.group(2)[:200]}")
+    return found
+
+
+def failure_flags(public: dict) -> list[str]:
+    """What went wrong in a way the score alone hides, for the summary line, the CSV and the feedback page:
+    ``"IMPORT ERROR (cell 2: ModuleNotFoundError: ...)"``, ``"GRADER ERROR (q_id, ...)"``, ``"NOT GRADED"``."""
+    flags = []
+    imports = import_failures(public.get("cells", []))
+    if imports:
+        flags.append(f"IMPORT ERROR ({'; '.join(imports)})")
+    crashed = [gid for gid, q in public.get("questions", {}).items() if q.get("status") == "grader-error"]
+    if crashed or public.get("status") == "grader-error":
+        flags.append(f"GRADER ERROR ({', '.join(crashed) or 'whole submission'})")
+    if public.get("status") == "invalid":
+        flags.append("NOT GRADED (not a readable notebook)")
+    return flags
+
+
+def render(student: str, assignment: str, public: dict, gradebook_scores: dict[str, dict], lateness=None) -> str:
     """The feedback page: total, one row per question with its reasons, written answers, then the run."""
     rows, manual_rows = [], []
     total, maximum, pending = 0.0, 0.0, False
@@ -65,6 +93,27 @@ def render(student: str, assignment: str, public: dict, gradebook_scores: dict[s
         f"<h1>{_e(assignment)}: feedback for {_e(student)}</h1>",
         f"<p><b>Score: {total:g} / {maximum:g}</b>{' (written answers not graded yet)' if pending else ''}</p>",
     ]
+    if lateness is not None and lateness.due is not None:
+        if lateness.late and lateness.penalty:
+            parts.append(
+                f"<p class='note flag'><b>Late:</b> {_e(lateness.describe())}. "
+                f"<b>Score after the late penalty: {lateness.apply(total):g} / {maximum:g}</b></p>"
+            )
+        else:
+            parts.append(f"<p class='{'note flag' if lateness.late else 'passed'}'>{_e(lateness.describe())}</p>")
+    flags = failure_flags(public)
+    if any(flag.startswith("IMPORT ERROR") for flag in flags):
+        parts.append(
+            "<p class='note flag'><b>An import failed</b> -- "
+            + _e("; ".join(import_failures(public.get("cells", []))))
+            + ". Every name that cell should have defined is missing, so later errors (NameError) may come "
+            "from it: fix the import first.</p>"
+        )
+    if any(flag.startswith("GRADER ERROR") for flag in flags):
+        parts.append(
+            "<p class='note flag'><b>Grader error</b>: the grader itself failed on part of this submission; "
+            "the questions concerned score 0 for now and your instructor will grade them by hand.</p>"
+        )
     for problem in public.get("problems", []):
         parts.append(f"<p class='note'>{_e(problem)}</p>")
     if rows:

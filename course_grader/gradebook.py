@@ -40,6 +40,19 @@ def record(course: Course, assignment: str, notebook: str, student: str, public:
         gb.db.commit()
 
 
+def set_due_date(course: Course, assignment: str, due) -> None:
+    """The assignment's due date in the gradebook (formgrader then shows late submissions); None clears it."""
+    from nbgrader.api import Gradebook
+
+    nbgrader_environment()
+    with Gradebook(course.db_url) as gb:
+        entry = gb.find_assignment(assignment)
+        naive = due.astimezone(datetime.timezone.utc).replace(tzinfo=None) if due is not None else None
+        if entry.duedate != naive:
+            entry.duedate = naive
+            gb.db.commit()
+
+
 def scores(course: Course, assignment: str, notebook: str, student: str) -> dict[str, dict]:
     """Every grade cell's current score for one student: ``{grade_id: {score, max_score, graded, comment}}``.
 
