@@ -125,6 +125,8 @@ def uniform(schema: Schema, answer: str):
             name = answer.split(":", 1)[1]
             return {"error": f"{name}: degenerate", "exception": name, "traceback": ""}
         return {"value": None if answer == "none" else _constant(schema.value, answer)}
+    if isinstance(schema, Array):  # a number the driver counts itself (calls back into the grader's functions):
+        return _constant(schema, "zeros")  # a degenerate implementation that returns at once makes none
     raise AssertionError(f"a {type(schema).__name__} outside a call record: the stub's result is not defined")
 
 
