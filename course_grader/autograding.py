@@ -89,17 +89,21 @@ def autograde(
     fast: bool = True,
     limits: RunLimits | None = None,
     log=print,
+    scheduler: str | None = None,
 ) -> dict[str, GradeResult]:
     """Grade every collected submission (or ``students``); returns ``{student: result}``.
 
     Each submission is graded on its own (one sandbox each, ``jobs`` at a
     time); whatever one submission does cannot change another's result, and a
     failure of the grader itself on one submission is reported for that
-    student while the others are graded.
+    student while the others are graded. ``scheduler`` (``"local"`` or a Dask
+    scheduler's address) spreads the submissions over Dask workers instead of
+    threads here (:mod:`course_grader.distributed`); this process still writes
+    every result.
     """
     spec = load_assignment(course.solutions, assignment, course.assignments)
     prepared = prepare(spec)  # points and hand-graded cells read once, refusing an inconsistent assignment now
-    status = resolve_sandbox(sandbox, log)
+    status = resolve_sandbox(sandbox, log) if not scheduler else None  # with a scheduler, each worker's is checked
     ids = submissions(course, assignment, students)
     if not ids:
         log(f"no submissions of {assignment} in {course.submitted}: run `collect` first")
@@ -114,10 +118,8 @@ def autograde(
         names_into_gradebook(course, roster)
     notebook_id = Path(spec.notebook).stem
     release_nb = course.assignments / assignment / spec.notebook
-    log(
-        f"autograding {len(ids)} submission(s) of {assignment} ({status.describe() if status else 'NO SANDBOX'}, "
-        f"{jobs} at a time)"
-    )
+    where = f"on the Dask workers of {scheduler}" if scheduler else (status.describe() if status else "NO SANDBOX")
+    log(f"autograding {len(ids)} submission(s) of {assignment} ({where}, {jobs} at a time)")
     results: dict[str, GradeResult] = {}
 
     def one(student: str) -> GradeResult:
@@ -137,10 +139,17 @@ def autograde(
             return grader_failure(prepared, f"{type(err).__name__}: {err}", traceback.format_exc())
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(one, s): s for s in ids}
-        for future in as_completed(futures):
-            student = futures[future]
-            result = future.result()
+        if scheduler:
+            from .distributed import grade_on_cluster
+
+            options = dict(seed=seed, fast=fast, limits=limits, cell_timeout=cell_timeout)
+            options["question_timeout"] = question_timeout
+            paths = {s: submission_notebook(course, spec, s) for s in ids}
+            finished = grade_on_cluster(scheduler, course, prepared, paths, sandbox, jobs, options, log)
+        else:
+            futures = {pool.submit(one, s): s for s in ids}
+            finished = ((futures[f], f.result()) for f in as_completed(futures))
+        for student, result in finished:
             results[student] = result
             try:
                 _store(course, spec, student, result, release_nb, notebook_id)

@@ -5,6 +5,7 @@
     collect    ASSIGNMENT FOLDER_OR_ZIP          copy downloaded submissions (Moodle, Canvas, GitHub Classroom,
                [--lms auto|moodle|canvas|github|plain] [--prefix P]   nbgrader, a folder) into instructor/submitted
     autograde  ASSIGNMENT [--student ID ...]     run each submission in the sandbox, score it, fill the gradebook
+               [--jobs N] [--scheduler local|tcp://HOST:8786]   (in parallel; on Dask workers)
     export     ASSIGNMENT [--output CSV]         per-question scores (hand grading included) as CSV
                [--format course|canvas|moodle] [--round N]   or the grade-import CSV of Canvas or Moodle
     feedback   ASSIGNMENT [--student ID ...]     HTML feedback without hidden tests or expected values
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "off: no isolation (trusted code only)",
     )
     p.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="spread the grading over Dask workers: 'local' (a cluster of --jobs processes here) or a scheduler's "
+        "address (tcp://host:8786); results are written here only",
+    )
     p.add_argument("--seed", type=int, default=None, help="fix the grader's inputs (default: new ones each run)")
     p.add_argument(
         "--cell-timeout", type=float, default=None, help="seconds per student cell (default: the assignment's)"
@@ -165,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 cell_timeout=args.cell_timeout,
                 fast=not args.full,
+                scheduler=args.scheduler,
             )
             failed = grader_errors(results)
             if failed:
