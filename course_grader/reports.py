@@ -191,6 +191,10 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{notebook_id}.html"
             path.write_text(clean_text(page), encoding="utf-8")
+            for name in ("timestamp.txt", "submission_secret.txt"):  # nbgrader's exchange (release_feedback) hands
+                kept = course.submission_dir(student, assignment) / name  # the page back to its author with these
+                if kept.is_file():
+                    (out / name).write_bytes(kept.read_bytes())
         except Exception as err:  # noqa: BLE001 - one student's broken result must not stop the others' feedback
             log(f"  {clean_text(student)}: no feedback written ({type(err).__name__}: {clean_text(str(err))[:200]})")
             continue
