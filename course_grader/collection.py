@@ -197,7 +197,10 @@ def _submission_time(root_fd: int, path: tuple[str, ...], mtime: float) -> tuple
                 return when, "timestamp.txt"
         except _NotCollected:
             pass
-    return dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc), "file time"
+    try:
+        return dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc), "file time"
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds: say so rather than guess
+        return dt.datetime.now(dt.timezone.utc), "unknown (the file's time is out of range): the time of collecting"
 
 
 def _slug(text: str) -> str:
@@ -493,7 +496,7 @@ def _safe_unzip(
                     shutil.copyfileobj(src, dst)  # the zip reader stops at the declared size
                 when = _member_time(info, zone)
                 os.utime(target, (when, when))  # the time the archive records, not the time of unpacking
-            except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as err:
+            except (OSError, zipfile.BadZipFile, ValueError, OverflowError, NotImplementedError, EOFError) as err:
                 skipped.append(f"{shown}: cannot be extracted ({type(err).__name__})")
                 target.unlink(missing_ok=True)
     entries = [p for p in into.iterdir() if not p.name.startswith(".") and p.name not in _IGNORED]
