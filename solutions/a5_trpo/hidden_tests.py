@@ -386,13 +386,15 @@ def check_line_search(inputs, result) -> Verdict:
     ok, notes = {}, {}
     for kind, case, got in zip(inputs["kinds"], inputs["cases"], result, strict=True):
         fraction = got["fraction"]
-        calls = max(got["surrogate_calls"], got["kl_calls"])
         expected = expected_fraction(case)
-        rubric.details[kind] = {"expected": expected, "got": fraction.value if fraction.ok else fraction.failure}
+        rubric.details[kind] = {
+            "expected": expected,
+            "got": fraction.value if fraction.ok else fraction.failure,
+            # for the instructor only: evaluating L(θ_old) again in every iteration is wasteful, not wrong
+            "evaluations": {"surrogate": got["surrogate_calls"], "kl": got["kl_calls"]},
+        }
         if not fraction.ok:
             ok[kind], notes[kind] = False, f"backtracking_line_search {fraction.failure}"
-        elif calls > case["max_backtracks"] + 1:
-            ok[kind], notes[kind] = False, "evaluated more steps than it may try"
         else:
             ok[kind] = bool(abs(float(fraction.value) - expected) <= 1e-9 * max(expected, 1e-300))
             notes[kind] = "returned another fraction than the first acceptable one"
