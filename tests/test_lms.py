@@ -358,10 +358,12 @@ def test_autograde_summary_line_flags_the_failed_import(course, tmp_path):
     download.mkdir(parents=True)
     shutil.copy(notebook_with_failed_import(tmp_path), download / NB)
     collect(course, A1, tmp_path / "download", log=quiet)
+    settings(course, "[assignments.a1_score_function]\ndue = 2026-01-01T00:00:00Z\n")  # long past: late
     lines = []
     autograde(course, A1, seed=1, cell_timeout=20, log=lines.append)
     (summary,) = [line for line in lines if line.lstrip().startswith("anna")]
     assert "[IMPORT ERROR (cell" in summary and "gymnasium_that_is_not_installed" in summary, summary
+    assert "[LATE by" in summary, summary
     assert scores(course, A1, "a1_score_function", "anna"), "the result is still recorded"
 
 
