@@ -45,8 +45,8 @@ return 0.0
 """
 
 # Oracles and shortcuts: each would give the right numbers somewhere without doing what its question asks.
-# F built explicitly from every score vector: right on the small network, but tens of GB on the large one, where the
-# sandbox's 4 GB address space refuses it (the part "without forming F").
+# F built explicitly from every score vector: right on the small network, but 580 GB on the large one, which no
+# allocator grants (and the sandbox caps memory at a few GB): the part "without forming F" fails.
 FVP_EXPLICIT_FISHER = """
 params = list(policy.parameters())
 log_probs = torch.log_softmax(policy(obs), -1)
