@@ -185,7 +185,9 @@ def grade_on_cluster(
     client = connect(scheduler, workers)
     try:
         check_workers(client, sandbox, log)
-        bundle = client.scatter(assignment_bundle(course, spec.name), broadcast=True, hash=True)
+        # The assignment's files go inside every task (a few hundred kB; a worker reads them once): scattered data
+        # would be lost with the worker that held it, and the tasks needing it forgotten instead of re-run.
+        bundle = assignment_bundle(course, spec.name)
         futures = {}
         for student, path in notebooks.items():
             future = client.submit(

@@ -154,12 +154,13 @@ def test_a_worker_killed_while_grading_costs_no_submission(cluster, tmp_path):
     from distributed import Client
 
     course = collected_course(tmp_path / "course")
+    two = ["solution", "stub"]  # enough for one to be running when the worker dies; fewer to grade again
     with Client(cluster["address"], timeout=30) as client:
         pids = client.run(os.getpid)
     done = {}
     thread = threading.Thread(
         target=lambda: done.update(
-            autograde(course, ASSIGNMENT, seed=SEED, scheduler=cluster["address"], log=lambda *a: None)
+            autograde(course, ASSIGNMENT, two, seed=SEED, scheduler=cluster["address"], log=lambda *a: None)
         )
     )
     thread.start()
@@ -175,6 +176,6 @@ def test_a_worker_killed_while_grading_costs_no_submission(cluster, tmp_path):
             time.sleep(0.1)
     thread.join(timeout=300)
     assert killed is not None, "no worker ever started grading"
-    assert sorted(done) == ["invalid_json", "partly_right", "solution", "stub"]
+    assert sorted(done) == two
     assert all(r.status in ("graded", "invalid") for r in done.values()), {s: r.problems for s, r in done.items()}
     assert done["solution"].score == done["solution"].max_score
