@@ -118,7 +118,9 @@ def test_ci_runs_the_readme_test_commands_and_nothing_hidden():
         if line.strip() and not line.strip().startswith("#")
     ]
     commands = [line.removeprefix("exec ") for line in lines if not line.startswith(("set ", "cd "))]
-    assert commands == [TEST_COMMAND, f"{TEST_COMMAND} --full"], lines
+    # between them, the system tests (a real JupyterHub, a Dask cluster), which the fast suite skips
+    system = f"COURSE_SYSTEM_TESTS=1 {TEST_COMMAND} tests/test_hub.py tests/test_distributed_grading.py"
+    assert commands == [TEST_COMMAND, system, f"{TEST_COMMAND} --full"], lines
     assert lines[-1].startswith("exec "), "the last command's exit code is CI's"
 
 
