@@ -21,8 +21,10 @@ within the assignment's time budget plus a margin is given up as a grader error.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -73,7 +75,8 @@ def _sandbox_status():
 def _prepared_on_worker(bundle: dict[str, bytes], assignment: str) -> Prepared:
     key = bundle_digest(bundle)
     if key not in _PREPARED:
-        root = Path(tempfile.mkdtemp(prefix=f"course-grader-{assignment}-"))
+        root = Path(tempfile.mkdtemp(prefix=f"course-grader-{assignment}-"))  # private to this user (0700)
+        atexit.register(shutil.rmtree, root, ignore_errors=True)  # the hidden tests leave with the worker
         for name, data in bundle.items():
             path = (root / name).resolve()
             if root.resolve() not in path.parents:
