@@ -27,3 +27,18 @@ def pytest_terminal_summary(terminalreporter):
     for path, seconds in sorted(_seconds.items()):
         terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
     terminalreporter.write_line(f"{sum(_seconds.values()):8.1f} s  in all ({len(_seconds)} notebooks)")
+
+
+def pytest_configure(config):
+    """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`)."""
+    import importlib.util
+    from pathlib import Path
+
+    config.addinivalue_line("markers", "site: builds the course website and checks it in a browser (run last)")
+
+    spec = importlib.util.spec_from_file_location("site_cache", Path(__file__).parent / "docs" / "site_cache.py")
+    site_cache = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_cache)
+    if site_cache.OutputRecorder.enabled():
+        folder = site_cache.cache_dir(site_cache.site_mode())
+        config.pluginmanager.register(site_cache.OutputRecorder(folder), "site_cache_recorder")

@@ -5,6 +5,8 @@
     python3 course.py lab --instructor   # the same, with nbgrader's instructor tools in JupyterLab
     python3 course.py test               # same installation, then every test and notebook (fast mode)
     python3 course.py test --full        # every lecture notebook and solution in full mode (what students run)
+    python3 course.py site               # the course website from the full-mode run's outputs (_build/html)
+    python3 course.py site --fast        # the same in fast mode (_build/html-fast)
 
 Only the standard library is used here, so this runs on a bare Python. The
 installation is skipped when nothing it depends on has changed since the last
@@ -35,6 +37,11 @@ JUPYTER_CONFIG = ROOT / ".jupyter"
 # assignments' solutions and the template), in full mode.
 NOTEBOOK_FOLDERS = ("notebooks", "solutions", "templates")
 MIN_PYTHON = (3, 10)
+# The course website (docs/conf.py): where each mode's build goes. Its outputs come from the jupyter-cache the
+# test commands fill (docs/site_cache.py), so only notebooks changed since the last test run are executed.
+SITE_OUTPUT = {"full": Path("_build") / "html", "fast": Path("_build") / "html-fast"}
+# Tests marked `site` build that website and open it in a browser: `test` runs them after the rest (below).
+SITE_MARKER = "site"
 # A change to any of these triggers a reinstall.
 INSTALL_INPUTS = ("pyproject.toml", "requirements/constraints.txt", "course.py")
 
@@ -176,7 +183,12 @@ def ensure_browser() -> None:
 
 
 def test(args: list[str]) -> int:
-    """Run the unit tests and every notebook under nbval in fast mode (``--full``: the notebooks in full mode)."""
+    """Run the unit tests and every notebook under nbval in fast mode (``--full``: the notebooks in full mode).
+
+    Without arguments (the README's command) this is two pytest runs: everything but the website's tests,
+    which records each notebook's outputs as it goes, then the website's tests, which build the fast-mode site
+    from those outputs and check it in a browser (tests/test_site.py). A run narrowed by arguments is one run.
+    """
     python = ensure_installed()
     cmd, env = test_command(python, args)
     if env["COURSE_FAST"] == "1":
@@ -184,10 +196,16 @@ def test(args: list[str]) -> int:
         # package where root rights allow. Never fatal; without a sandbox those tests skip (or fail under CI).
         subprocess.call([str(python), "-m", "course_grader", "setup-sandbox"], cwd=ROOT)
         ensure_browser()
+    steps = site_test_steps(cmd, args, env["COURSE_FAST"] == "1")
     mode = "COURSE_FAST=0: full mode, what students run" if env["COURSE_FAST"] == "0" else "COURSE_FAST=1"
-    print(f"[course] {' '.join(cmd[1:])}  ({mode})", flush=True)
     started = time.perf_counter()
-    code = subprocess.call(cmd, cwd=ROOT, env=env)
+    code = 0
+    for number, step in enumerate(steps):
+        if number and code != 0:
+            print("[course] the website's tests are skipped: the run above failed", flush=True)
+            break
+        print(f"[course] {' '.join(step[1:])}  ({mode})", flush=True)
+        code = subprocess.call(step, cwd=ROOT, env=env)
     print(
         f"[course] whole test run: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores",
         flush=True,
@@ -195,8 +213,48 @@ def test(args: list[str]) -> int:
     return code
 
 
+def site_test_steps(cmd: list[str], args: list[str], fast: bool) -> list[list[str]]:
+    """The fast suite without arguments: every test but the website's (notebooks two at a time), then the
+    website's tests in one process, once the notebooks' outputs they build from are all recorded."""
+    if args or not fast:
+        return [cmd]
+    return [[*cmd, "-m", f"not {SITE_MARKER}"], [*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"]]
+
+
+def site_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[str, str], Path]:
+    """The Sphinx command line, environment and output folder of ``site`` (``--fast``: the fast-mode site)."""
+    fast = "--fast" in args
+    args = [a for a in args if a != "--fast"]
+    mode = "fast" if fast else "full"
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_SEED")}
+    env.update(COURSE_FAST="1" if fast else "0", TQDM_DISABLE="1")
+    env.pop("MPLBACKEND", None)  # the kernels' figures must be inline (ipykernel's default), not Agg
+    out = ROOT / SITE_OUTPUT[mode]
+    cmd = [
+        str(python), "-m", "sphinx", "-b", "html", "-c", "docs",
+        "-d", str(ROOT / "_build" / "doctrees" / mode), str(ROOT), str(out), *args,
+    ]  # fmt: skip
+    return cmd, env, out
+
+
+def site(args: list[str]) -> int:
+    """Build the course website: full mode by default, ``--fast`` for the fast-mode budgets."""
+    python = ensure_installed()
+    cmd, env, out = site_command(python, args)
+    mode = "fast" if env["COURSE_FAST"] == "1" else "full"
+    print(f"[course] building the website ({mode} mode) into {out.relative_to(ROOT)}", flush=True)
+    started = time.perf_counter()
+    code = subprocess.call(cmd, cwd=ROOT, env=env)
+    seconds = time.perf_counter() - started
+    if code == 0:
+        print(f"[course] website built in {seconds:.1f} s: open {out / 'index.html'}", flush=True)
+    else:
+        print(f"[course] the website's build failed after {seconds:.1f} s (see the messages above)", flush=True)
+    return code
+
+
 def main(argv: list[str]) -> int:
-    commands = {"lab": lab, "test": test}
+    commands = {"lab": lab, "test": test, "site": site}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         print(f"\nusage: python3 course.py {{{','.join(commands)}}} [args...]", file=sys.stderr)
