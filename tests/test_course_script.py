@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 LAB_COMMAND = "python3 course.py lab"
 TEST_COMMAND = "python3 course.py test"
+SITE_COMMAND = "python3 course.py site"
 
 
 def load_course_script():
@@ -85,7 +86,7 @@ def test_the_real_environment_is_stamped_with_the_current_inputs():
 
 def test_unknown_command_prints_usage(capsys):
     assert course.main(["labb"]) == 2
-    assert "usage: python3 course.py {lab,test}" in capsys.readouterr().err
+    assert "usage: python3 course.py {lab,test,site}" in capsys.readouterr().err
 
 
 def test_old_python_is_refused_with_advice(monkeypatch, capsys):
@@ -104,7 +105,14 @@ def shell_blocks(markdown: str) -> list[str]:
     ]
 
 
-README_COMMANDS = {LAB_COMMAND, f"{LAB_COMMAND} --instructor", TEST_COMMAND, f"{TEST_COMMAND} --full"}
+README_COMMANDS = {
+    LAB_COMMAND,
+    f"{LAB_COMMAND} --instructor",
+    TEST_COMMAND,
+    f"{TEST_COMMAND} --full",
+    SITE_COMMAND,
+    f"{SITE_COMMAND} --fast",
+}
 
 
 def test_readme_names_exactly_the_course_commands():
@@ -118,9 +126,10 @@ def test_ci_runs_the_readme_test_commands_and_nothing_hidden():
         if line.strip() and not line.strip().startswith("#")
     ]
     commands = [line.removeprefix("exec ") for line in lines if not line.startswith(("set ", "cd "))]
-    # between them, the system tests (a real JupyterHub, a Dask cluster), which the fast suite skips
-    system = f"COURSE_SYSTEM_TESTS=1 {TEST_COMMAND} tests/test_hub.py tests/test_distributed_grading.py"
-    assert commands == [TEST_COMMAND, system, f"{TEST_COMMAND} --full"], lines
+    assert all(" course.py " in f" {command} " for command in commands), lines
+    # The fast suite first; the full-mode website (`site`) after the full-mode run whose outputs it shows; `site
+    # --fast` is built and checked in a browser by the first command (tests/test_site.py).
+    assert commands[0] == TEST_COMMAND and commands[-2:] == [f"{TEST_COMMAND} --full", SITE_COMMAND], lines
     assert lines[-1].startswith("exec "), "the last command's exit code is CI's"
 
 
