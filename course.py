@@ -42,6 +42,8 @@ MIN_PYTHON = (3, 10)
 SITE_OUTPUT = {"full": Path("_build") / "html", "fast": Path("_build") / "html-fast"}
 # Tests marked `site` build that website and open it in a browser: `test` runs them after the rest (below).
 SITE_MARKER = "site"
+# Tests that start a real JupyterHub with Unix accounts, or a Dask cluster: `test` runs them in a step of their own.
+SYSTEM_TESTS = ("tests/test_hub.py", "tests/test_distributed_grading.py")
 # A change to any of these triggers a reinstall.
 INSTALL_INPUTS = ("pyproject.toml", "requirements/constraints.txt", "course.py")
 
@@ -185,9 +187,11 @@ def ensure_browser() -> None:
 def test(args: list[str]) -> int:
     """Run the unit tests and every notebook under nbval in fast mode (``--full``: the notebooks in full mode).
 
-    Without arguments (the README's command) this is two pytest runs: everything but the website's tests,
-    which records each notebook's outputs as it goes, then the website's tests, which build the fast-mode site
-    from those outputs and check it in a browser (tests/test_site.py). A run narrowed by arguments is one run.
+    Without arguments (the README's command) this is three pytest runs (:func:`test_steps`): everything but the
+    website's and the system tests, recording each notebook's outputs as it goes; the website's tests, which build
+    the fast-mode site from those outputs and check it in a browser (tests/test_site.py); the system tests, a real
+    JupyterHub and a Dask cluster (tests/test_hub.py, tests/test_distributed_grading.py). A run narrowed by
+    arguments is one run.
     """
     python = ensure_installed()
     cmd, env = test_command(python, args)
@@ -196,16 +200,17 @@ def test(args: list[str]) -> int:
         # package where root rights allow. Never fatal; without a sandbox those tests skip (or fail under CI).
         subprocess.call([str(python), "-m", "course_grader", "setup-sandbox"], cwd=ROOT)
         ensure_browser()
-    steps = site_test_steps(cmd, args, env["COURSE_FAST"] == "1")
+    steps = test_steps(cmd, args, env["COURSE_FAST"] == "1")
     mode = "COURSE_FAST=0: full mode, what students run" if env["COURSE_FAST"] == "0" else "COURSE_FAST=1"
     started = time.perf_counter()
     code = 0
-    for number, step in enumerate(steps):
+    for number, (step, extra_env) in enumerate(steps):
         if number and code != 0:
-            print("[course] the website's tests are skipped: the run above failed", flush=True)
+            print("[course] the remaining steps are skipped: the run above failed", flush=True)
             break
-        print(f"[course] {' '.join(step[1:])}  ({mode})", flush=True)
-        code = subprocess.call(step, cwd=ROOT, env=env)
+        shown = " ".join([*(f"{k}={v}" for k, v in extra_env.items()), *step[1:]])
+        print(f"[course] {shown}  ({mode})", flush=True)
+        code = subprocess.call(step, cwd=ROOT, env={**env, **extra_env})
     print(
         f"[course] whole test run: {time.perf_counter() - started:.1f} s wall-clock on {os.cpu_count()} cores",
         flush=True,
@@ -213,12 +218,18 @@ def test(args: list[str]) -> int:
     return code
 
 
-def site_test_steps(cmd: list[str], args: list[str], fast: bool) -> list[list[str]]:
-    """The fast suite without arguments: every test but the website's (notebooks two at a time), then the
-    website's tests in one process, once the notebooks' outputs they build from are all recorded."""
+def test_steps(cmd: list[str], args: list[str], fast: bool) -> list[tuple[list[str], dict[str, str]]]:
+    """The pytest runs of ``test`` and the variables each adds to the environment. Without arguments: every test
+    but the website's (notebooks two at a time; the system tests skip there); then the website's tests in one
+    process, once the notebooks' outputs they build from are all recorded; then the system tests, the two files
+    side by side (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them)."""
     if args or not fast:
-        return [cmd]
-    return [[*cmd, "-m", f"not {SITE_MARKER}"], [*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"]]
+        return [(cmd, {})]
+    return [
+        ([*cmd, "-m", f"not {SITE_MARKER}"], {}),
+        ([*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"], {}),
+        ([*cmd, *SYSTEM_TESTS], {"COURSE_SYSTEM_TESTS": "1"}),
+    ]
 
 
 def site_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[str, str], Path]:

@@ -4,7 +4,7 @@ Quick tests of its logic run with the other tests: the cache key (code cells, no
 (mode and code), progress bars left out, nbval's outputs recorded by two xdist workers into one cache, the
 commands course.py builds. The test marked ``site`` builds the fast-mode website from the outputs the fast
 suite recorded and opens every page in headless Chromium; `python3 course.py test` runs it after all the
-other tests (course.site_test_steps), when those outputs exist.
+other tests (course.test_steps), when those outputs exist.
 """
 
 from __future__ import annotations
@@ -204,12 +204,13 @@ def test_site_command_per_mode(monkeypatch):
 
 def test_test_command_runs_the_site_tests_after_everything_else():
     cmd, env = course.test_command("py", [])
-    first, second = course.site_test_steps(cmd, [], fast=True)
-    assert first == [*cmd, "-m", "not site"]
-    assert second == ["py", "-m", "pytest", "-m", "site", "tests/test_site.py"]
-    assert course.site_test_steps(cmd, ["-k", "rl_loop"], fast=True) == [cmd], "a narrowed run is one run"
+    first, second, third = course.test_steps(cmd, [], fast=True)
+    assert first == ([*cmd, "-m", "not site"], {})
+    assert second == (["py", "-m", "pytest", "-m", "site", "tests/test_site.py"], {})
+    assert third == ([*cmd, "tests/test_hub.py", "tests/test_distributed_grading.py"], {"COURSE_SYSTEM_TESTS": "1"})
+    assert course.test_steps(cmd, ["-k", "rl_loop"], fast=True) == [(cmd, {})], "a narrowed run is one run"
     full, _ = course.test_command("py", ["--full"])
-    assert course.site_test_steps(full, [], fast=False) == [full]
+    assert course.test_steps(full, [], fast=False) == [(full, {})]
 
 
 def test_gitignore_keeps_build_output_out():
