@@ -380,26 +380,26 @@ def _warm_up() -> None:
     gym.make(ENV_ID).close()
 
 
-def _child(key: str, seed: int, budget: int, eval_every: int, time_limit: float, conn) -> None:
+def run_child(entries, make_protocol, final_score, warm_up, key, seed, budget, eval_every, time_limit, conn) -> None:
+    """One run, in the fresh process :func:`_spawn` starts: train ``entries[key]`` under ``make_protocol(eval_every,
+    budget, time_limit)``, score the network at the end of the budget with ``final_score(net)``, send the result
+    (or the error) through ``conn``. Shared by every benchmark script here."""
     try:
         import torch
 
-        from course_utils.evaluation import evaluate
-
         torch.set_num_threads(1)  # small MLPs: one thread is fastest, and fair to both sides
-        if ENTRIES[key].needs == "stable_baselines3":
-            import stable_baselines3  # noqa: F401  (import time is not training time)
-        _warm_up()
-        protocol = Protocol(eval_every, budget, time_limit)
-        net = ENTRIES[key].run(seed, protocol)
+        if entries[key].needs:
+            importlib.import_module(entries[key].needs)  # import time is not training time
+        warm_up()
+        protocol = make_protocol(eval_every, budget, time_limit)
+        net = entries[key].run(seed, protocol)
         train_seconds, train_cpu_seconds = protocol.training_seconds(), protocol.training_cpu_seconds()
-        final, _ = evaluate(net, ENV_ID, n_episodes=FINAL_EPISODES, seed=10_000)
         conn.send(
             {
                 "history": protocol.history,
                 "hit": protocol.first_hit(),
                 "held": protocol.held(),
-                "final": final,
+                "final": final_score(net),
                 "steps": protocol.steps,
                 "train_seconds": train_seconds,
                 "train_cpu_seconds": train_cpu_seconds,
@@ -410,6 +410,16 @@ def _child(key: str, seed: int, budget: int, eval_every: int, time_limit: float,
         conn.send({"error": traceback.format_exc()})
     finally:
         conn.close()
+
+
+def _final_score(net) -> float:
+    from course_utils.evaluation import evaluate
+
+    return evaluate(net, ENV_ID, n_episodes=FINAL_EPISODES, seed=10_000)[0]
+
+
+def _child(key: str, seed: int, budget: int, eval_every: int, time_limit: float, conn) -> None:
+    run_child(ENTRIES, Protocol, _final_score, _warm_up, key, seed, budget, eval_every, time_limit, conn)
 
 
 def _spawn(target, args: tuple, timeout: float) -> dict:
@@ -491,12 +501,13 @@ def _k(steps) -> str:
     return "—" if steps is None else f"{steps / 1000:.1f}k"
 
 
-def summarise(per_seed: dict[int, dict], seeds: list[int]) -> dict:
+def summarise(per_seed: dict[int, dict], seeds: list[int], target: float = TARGET) -> dict:
+    """Counts and medians of one entry's runs over ``seeds`` (shared by every benchmark script here)."""
     runs = [per_seed[s] for s in seeds]
     hits = [r.get("hit") for r in runs]
     held = [r.get("held") for r in runs]
     finals = [r.get("final") for r in runs]
-    solved = [f is not None and f >= TARGET for f in finals]
+    solved = [f is not None and f >= target for f in finals]
     ok_runs = [r for r in runs if "error" not in r and r.get("train_seconds")]
     return {
         "n": len(seeds),
@@ -508,6 +519,7 @@ def summarise(per_seed: dict[int, dict], seeds: list[int]) -> dict:
         "held": [_median([h[i] for h in held if h]) for i in (0, 2, 3)],
         "final": _median([f for f in finals if f is not None]),
         "throughput": _median([r["steps"] / r["train_seconds"] for r in ok_runs]),
+        "held_wall_per_seed": [h[2] if h else None for h in held],
         "held_per_seed": " ".join(f"{h[0] / 1000:.0f}" if h else "—" for h in held),
         "final_per_seed": " ".join("—" if f is None else f"{f:.0f}" for f in finals),
     }
@@ -568,6 +580,46 @@ def report(results: dict[str, dict[int, dict]], seeds: list[int], budgets: dict[
     return "\n".join(lines)
 
 
+def run_interleaved(entries, keys, budgets, run_one, args, saved: dict) -> tuple[dict, list[float], float]:
+    """Every entry of ``keys`` on every seed of ``args.seeds``, interleaved seed by seed so that a busy machine slows
+    every entry alike; waits while ``args.pause_file`` exists; prints each run and writes ``args.json`` (with
+    ``saved``) after every seed. Returns the results per entry and seed, the load averages, the start time."""
+    results: dict[str, dict[int, dict]] = {k: {} for k in keys}
+    loads: list[float] = []
+    started = time.perf_counter()
+    for seed in args.seeds:
+        for key in keys:
+            while args.pause_file and os.path.exists(args.pause_file):
+                time.sleep(30)
+            load_before = os.getloadavg()[0]
+            r = run_one(key, seed, budgets[key], args.eval_every, args.timeout)
+            load_after = os.getloadavg()[0]
+            loads += [load_before, load_after]
+            r["load"] = (load_before, load_after)
+            results[key][seed] = r
+            if "error" in r:
+                status = r["error"].strip().splitlines()[-1]
+            else:
+                hit, held = r["hit"], r["held"]
+                status = (
+                    f"first {f'{hit[0]:,} steps {hit[2]:.1f} s' if hit else '—'}; "
+                    f"held {f'{held[0]:,} steps {held[2]:.1f} s ({held[3]:.1f} s CPU)' if held else '—'}; "
+                    f"final {r['final']:.0f} after {r['steps']:,} steps, {r['train_seconds']:.1f} s "
+                    f"({r['train_cpu_seconds']:.1f} s CPU) of training"
+                )
+            print(
+                f"[{time.perf_counter() - started:6.0f} s, load {load_before:.2f}->{load_after:.2f}] "
+                f"{entries[key].label}, seed {seed}: {status}",
+                flush=True,
+            )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(
+                    {**saved, "args": vars(args), "budgets": budgets, "loads": loads, "results": results}, f, indent=1
+                )
+    return results, loads, started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -623,38 +675,7 @@ def main() -> int:
     )
     ceiling = measure_ceiling()
     print(f"policy-in-the-loop ceiling: {ceiling:,.0f} env steps/s", flush=True)
-    results: dict[str, dict[int, dict]] = {k: {} for k in keys}
-    loads: list[float] = []
-    started = time.perf_counter()
-    for seed in args.seeds:  # interleaved: a busy machine slows every algorithm alike
-        for key in keys:
-            while args.pause_file and os.path.exists(args.pause_file):
-                time.sleep(30)
-            load_before = os.getloadavg()[0]
-            r = run_one(key, seed, budgets[key], args.eval_every, args.timeout)
-            load_after = os.getloadavg()[0]
-            loads += [load_before, load_after]
-            r["load"] = (load_before, load_after)
-            results[key][seed] = r
-            if "error" in r:
-                status = r["error"].strip().splitlines()[-1]
-            else:
-                hit, held = r["hit"], r["held"]
-                status = (
-                    f"first {f'{hit[0]:,} steps {hit[2]:.1f} s' if hit else '—'}; "
-                    f"held {f'{held[0]:,} steps {held[2]:.1f} s ({held[3]:.1f} s CPU)' if held else '—'}; "
-                    f"final {r['final']:.0f} after {r['steps']:,} steps, {r['train_seconds']:.1f} s "
-                    f"({r['train_cpu_seconds']:.1f} s CPU) of training"
-                )
-            print(
-                f"[{time.perf_counter() - started:6.0f} s, load {load_before:.2f}->{load_after:.2f}] "
-                f"{ENTRIES[key].label}, seed {seed}: {status}",
-                flush=True,
-            )
-        if args.json:
-            with open(args.json, "w") as f:
-                saved = {"args": vars(args), "budgets": budgets, "ceiling": ceiling, "loads": loads}
-                json.dump({**saved, "results": results}, f, indent=1)
+    results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {"ceiling": ceiling})
     print()
     print(report(results, args.seeds, budgets, ceiling))
     print()

@@ -35,12 +35,18 @@ import os
 import statistics
 import sys
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cartpole import Protocol, _cell, _k, _median, _spawn  # noqa: E402  (the shared protocol and process handling)
+from cartpole import (  # noqa: E402  (the shared protocol, entries, process handling and summaries)
+    Entry,
+    Protocol,
+    _cell,
+    _k,
+    _spawn,
+    run_child,
+    run_interleaved,
+    summarise,
+)
 
 ENV_ID = "Pendulum-v1"
 TARGET = -200.0  # swung up and balanced (Pendulum-v1 has no reward_threshold of its own)
@@ -123,19 +129,11 @@ def _run_sb3(seed: int, protocol: Protocol):
     return Greedy(model)
 
 
-@dataclass(frozen=True)
-class Entry:
-    label: str
-    run: Callable
-    budget: int
-    needs: str | None = None
-
-
 def _entries() -> dict[str, Entry]:
     from course_utils.algorithms.sac import SACConfig
 
     return {
-        "sac": Entry("ours SAC", _run_ours(), SACConfig().total_steps),
+        "sac": Entry("ours SAC", _run_ours(), SACConfig().total_steps, counterpart="sb3-sac"),
         "sb3-sac": Entry("SB3 SAC (zoo)", _run_sb3, int(ZOO_SAC["n_timesteps"]), needs="stable_baselines3"),
         # Not run by default: ours with half the updates (one gradient step every 2 env steps, as notebook 10 trains).
         "sac-half": Entry("ours SAC, train_freq=2", _run_ours(train_freq=2), SACConfig().total_steps),
@@ -161,63 +159,22 @@ def _warm_up() -> None:
     optimizer.step()
 
 
+def _final_score(net) -> float:
+    from course_utils.algorithms.sac import evaluate_actor
+
+    return evaluate_actor(net, ENV_ID, n_episodes=FINAL_EPISODES, seed=10_000)[0]
+
+
 def _child(key: str, seed: int, budget: int, eval_every: int, time_limit: float, conn) -> None:
-    try:
-        import torch
-
-        from course_utils.algorithms.sac import evaluate_actor
-
-        torch.set_num_threads(1)  # small MLPs: one thread is fastest, and fair to both sides
-        if ENTRIES[key].needs:
-            __import__(ENTRIES[key].needs)  # import time is not training time
-        _warm_up()
-        protocol = PendulumProtocol(eval_every, budget, time_limit)
-        net = ENTRIES[key].run(seed, protocol)
-        train_seconds, train_cpu_seconds = protocol.training_seconds(), protocol.training_cpu_seconds()
-        final, _ = evaluate_actor(net, ENV_ID, n_episodes=FINAL_EPISODES, seed=10_000)
-        conn.send(
-            {
-                "history": protocol.history,
-                "hit": protocol.first_hit(),
-                "held": protocol.held(),
-                "final": final,
-                "steps": protocol.steps,
-                "train_seconds": train_seconds,
-                "train_cpu_seconds": train_cpu_seconds,
-                "eval_seconds": protocol.eval_seconds,
-            }
-        )
-    except Exception:  # report, don't hang the parent
-        conn.send({"error": traceback.format_exc()})
-    finally:
-        conn.close()
+    run_child(ENTRIES, PendulumProtocol, _final_score, _warm_up, key, seed, budget, eval_every, time_limit, conn)
 
 
 def run_one(key: str, seed: int, budget: int, eval_every: int, timeout: float) -> dict:
     return _spawn(_child, (key, seed, budget, eval_every, timeout), timeout + 60)
 
 
-def summarise(per_seed: dict[int, dict], seeds: list[int]) -> dict:
-    runs = [per_seed[s] for s in seeds]
-    hits, held, finals = [r.get("hit") for r in runs], [r.get("held") for r in runs], [r.get("final") for r in runs]
-    ok = [r for r in runs if "error" not in r and r.get("train_seconds")]
-    return {
-        "n": len(seeds),
-        "hit_n": sum(h is not None for h in hits),
-        "held_n": sum(h is not None for h in held),
-        "final_n": sum(f is not None and f >= TARGET for f in finals),
-        "hit": [_median([h[i] for h in hits if h]) for i in (0, 2, 3)],
-        "held": [_median([h[i] for h in held if h]) for i in (0, 2, 3)],
-        "final": _median([f for f in finals if f is not None]),
-        "throughput": _median([r["steps"] / r["train_seconds"] for r in ok]),
-        "held_per_seed": [h[2] if h else None for h in held],
-        "held_steps_per_seed": " ".join(f"{h[0] / 1000:.0f}" if h else "—" for h in held),
-        "final_per_seed": " ".join("—" if f is None else f"{f:.0f}" for f in finals),
-    }
-
-
 def report(results: dict[str, dict[int, dict]], seeds: list[int], budgets: dict[str, int]) -> str:
-    s = {key: summarise(per_seed, seeds) for key, per_seed in results.items()}
+    s = {key: summarise(per_seed, seeds, TARGET) for key, per_seed in results.items()}
     n = len(seeds)
     lines = [
         f"Pendulum-v1, {n} seeds, each entry at its own budget. 'first': first greedy evaluation (10 episodes) "
@@ -237,7 +194,7 @@ def report(results: dict[str, dict[int, dict]], seeds: list[int], budgets: dict[
         )
     lines += ["", "Per seed (seed order): env steps (k) when held, and the final evaluation mean:", ""]
     for key, m in s.items():
-        lines.append(f"- {ENTRIES[key].label}: held at {m['held_steps_per_seed']}; final {m['final_per_seed']}")
+        lines.append(f"- {ENTRIES[key].label}: held at {m['held_per_seed']}; final {m['final_per_seed']}")
     if "sac" in s and "sb3-sac" in s:
         ours, peer = s["sac"], s["sb3-sac"]
         parts = []
@@ -249,7 +206,7 @@ def report(results: dict[str, dict[int, dict]], seeds: list[int], budgets: dict[
         ):
             parts.append(f"{name} ×{a / b:.2f}" if a and b else f"{name} —")
         per_seed = [
-            a / b if a and b else None for a, b in zip(ours["held_per_seed"], peer["held_per_seed"])
+            a / b if a and b else None for a, b in zip(ours["held_wall_per_seed"], peer["held_wall_per_seed"])
         ]  # ratio of wall-clocks to "held", seed by seed (None: one side never held)
         within = sum(r is not None and r <= 0.5 for r in per_seed)
         lines += [
@@ -320,35 +277,7 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    results: dict[str, dict[int, dict]] = {k: {} for k in keys}
-    loads: list[float] = []
-    started = time.perf_counter()
-    for seed in args.seeds:  # interleaved: a busy machine slows both sides alike
-        for key in keys:
-            while args.pause_file and os.path.exists(args.pause_file):
-                time.sleep(30)
-            load_before = os.getloadavg()[0]
-            r = run_one(key, seed, budgets[key], args.eval_every, args.timeout)
-            load_after = os.getloadavg()[0]
-            loads += [load_before, load_after]
-            r["load"] = (load_before, load_after)
-            results[key][seed] = r
-            if "error" in r:
-                status = r["error"].strip().splitlines()[-1]
-            else:
-                hit, held = r["hit"], r["held"]
-                status = (
-                    f"first {f'{hit[0]:,} steps {hit[2]:.1f} s' if hit else '—'}; "
-                    f"held {f'{held[0]:,} steps {held[2]:.1f} s ({held[3]:.1f} s CPU)' if held else '—'}; "
-                    f"final {r['final']:.0f} after {r['steps']:,} steps, {r['train_seconds']:.1f} s "
-                    f"({r['train_cpu_seconds']:.1f} s CPU) of training"
-                )
-            print(
-                f"seed {seed} {ENTRIES[key].label}: {status}  [load {load_before:.2f} -> {load_after:.2f}]", flush=True
-            )
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump({"results": results, "budgets": budgets, "loads": loads, "args": vars(args)}, f)
+    results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {})
     print(f"\n{time.perf_counter() - started:.0f} s in all\n")
     print(report(results, args.seeds, budgets))
     print(
