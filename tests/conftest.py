@@ -1,6 +1,7 @@
-"""Shared test set-up: a headless plotting backend and a clean fast-mode switch."""
+"""Shared test set-up: a headless plotting backend, a clean fast-mode switch, one torch thread, the browser."""
 
 import os
+import shutil
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -30,3 +31,23 @@ def one_torch_thread():
     previous = set_torch_threads(1)
     yield
     set_torch_threads(previous)
+
+
+@pytest.fixture
+def chromium_browser():
+    """Debian's chromium, headless, launched by Playwright (no browser download): the browser tests' browser.
+    Under CI a missing chromium fails the test (``python3 course.py test`` installs it as root); elsewhere it skips."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs chromium for the browser tests (python3 course.py test installs it as root)")
+        pytest.skip("no chromium here (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

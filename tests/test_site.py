@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -281,17 +280,11 @@ RAW_MATH = re.compile(r"\\\(|\\\[|\$\$|(?<![\w$])\$[^\s$][^$\n]{0,120}[^\s$\\]\$
 
 
 @pytest.mark.site
-def test_every_page_of_the_fast_site_in_chromium(fast_site):
+def test_every_page_of_the_fast_site_in_chromium(fast_site, chromium_browser):
     """Every page of the fast-mode website, opened in headless Chromium: no console error, no request leaving
     localhost, every image loaded, math rendered by the site's own MathJax (no raw TeX left), the inline episode
     animation, outputs without progress bars; the sidebar and the "next" links reach every lecture in the
     README's order; search finds REINFORCE; each lecture links its source notebook and its assignment."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs chromium for the browser test (python3 course.py test installs it as root)")
-        pytest.skip("no chromium here (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     out, base = fast_site
     pages = sorted(
         p.relative_to(out).as_posix() for p in out.rglob("*.html") if not p.relative_to(out).parts[0].startswith("_")
@@ -308,91 +301,89 @@ def test_every_page_of_the_fast_site_in_chromium(fast_site):
 
     problems: dict[str, list[str]] = {}
     reports: dict[str, dict] = {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-background-networking"])
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        outside: list[str] = []
-        context.on(
-            "request",
-            lambda req: (
-                None
-                if urlparse(req.url).hostname == "127.0.0.1" or req.url.startswith("data:")
-                else outside.append(req.url)
-            ),
-        )
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        # (a request the next navigation cancels, such as the favicon's, is no failure of the site)
-        tab.on(
-            "requestfailed",
-            lambda req: None if req.failure == "net::ERR_ABORTED" else errors.append(f"request failed: {req.url}"),
-        )
-        timings = {}
-        for page in pages:
-            started = time.perf_counter()
-            errors.clear()
-            response = tab.goto(base + page, wait_until="load")
-            assert response is not None and response.ok, page
-            report = tab.evaluate(PAGE_REPORT)
-            reports[page] = report
-            found = list(errors)
-            if report["brokenImages"]:
-                found.append(f"images not loaded: {report['brokenImages']}")
-            if report["mathSources"] and report["mathRendered"] < report["mathSources"]:
-                found.append(f"math rendered {report['mathRendered']} of {report['mathSources']}")
-            if report["mathErrors"]:
-                found.append(f"{report['mathErrors']} MathJax errors")
-            raw = RAW_MATH.findall(report["text"])
-            if raw:
-                found.append(f"raw TeX left in the text: {raw[:5]}")
-            if re.search(r"\d+%\|[^|]*\|\s*\d+/\d+|HBox\(children", report["text"]):
-                found.append("a progress bar in the page")
-            if found:
-                problems[page] = found
-            timings[page] = time.perf_counter() - started
-        slowest = sorted(timings.items(), key=lambda item: -item[1])[:5]
-        print(f"{len(pages)} pages in {sum(timings.values()):.0f} s; slowest: {slowest}")
-        assert not outside, f"requests left localhost: {sorted(set(outside))[:10]}"
-        assert not problems, json.dumps(problems, indent=1)[:6000]
+    browser = chromium_browser
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    outside: list[str] = []
+    context.on(
+        "request",
+        lambda req: (
+            None
+            if urlparse(req.url).hostname == "127.0.0.1" or req.url.startswith("data:")
+            else outside.append(req.url)
+        ),
+    )
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # (a request the next navigation cancels, such as the favicon's, is no failure of the site)
+    tab.on(
+        "requestfailed",
+        lambda req: None if req.failure == "net::ERR_ABORTED" else errors.append(f"request failed: {req.url}"),
+    )
+    timings = {}
+    for page in pages:
+        started = time.perf_counter()
+        errors.clear()
+        response = tab.goto(base + page, wait_until="load")
+        assert response is not None and response.ok, page
+        report = tab.evaluate(PAGE_REPORT)
+        reports[page] = report
+        found = list(errors)
+        if report["brokenImages"]:
+            found.append(f"images not loaded: {report['brokenImages']}")
+        if report["mathSources"] and report["mathRendered"] < report["mathSources"]:
+            found.append(f"math rendered {report['mathRendered']} of {report['mathSources']}")
+        if report["mathErrors"]:
+            found.append(f"{report['mathErrors']} MathJax errors")
+        raw = RAW_MATH.findall(report["text"])
+        if raw:
+            found.append(f"raw TeX left in the text: {raw[:5]}")
+        if re.search(r"\d+%\|[^|]*\|\s*\d+/\d+|HBox\(children", report["text"]):
+            found.append("a progress bar in the page")
+        if found:
+            problems[page] = found
+        timings[page] = time.perf_counter() - started
+    slowest = sorted(timings.items(), key=lambda item: -item[1])[:5]
+    print(f"{len(pages)} pages in {sum(timings.values()):.0f} s; slowest: {slowest}")
+    assert not outside, f"requests left localhost: {sorted(set(outside))[:10]}"
+    assert not problems, json.dumps(problems, indent=1)[:6000]
 
-        # Math, figures, printed checks and the animation are there, where the lectures put them.
-        assert sum(reports[p]["mathRendered"] for p in lectures) > 100, "the lectures' math was not rendered"
-        for page in lectures:
-            assert reports[page]["outputs"] > 0, f"{page} shows no outputs"
-        assert reports["notebooks/00_rl_loop.html"]["animations"] >= 1, "notebook 00's episode animation is missing"
-        assert sum(reports[p]["figures"] for p in lectures) >= len(lectures), "too few figures in the lectures"
-        assert "Monte Carlo" in reports["notebooks/00_rl_loop.html"]["text"]
+    # Math, figures, printed checks and the animation are there, where the lectures put them.
+    assert sum(reports[p]["mathRendered"] for p in lectures) > 100, "the lectures' math was not rendered"
+    for page in lectures:
+        assert reports[page]["outputs"] > 0, f"{page} shows no outputs"
+    assert reports["notebooks/00_rl_loop.html"]["animations"] >= 1, "notebook 00's episode animation is missing"
+    assert sum(reports[p]["figures"] for p in lectures) >= len(lectures), "too few figures in the lectures"
+    assert "Monte Carlo" in reports["notebooks/00_rl_loop.html"]["text"]
 
-        # The site's address opens the landing page (the README's overview).
-        tab.goto(base)
-        tab.wait_for_url(base + "README.html")
-        assert "gradient estimation" in tab.locator("article").inner_text()
+    # The site's address opens the landing page (the README's overview).
+    tab.goto(base)
+    tab.wait_for_url(base + "README.html")
+    assert "gradient estimation" in tab.locator("article").inner_text()
 
-        # Navigation: the sidebar lists every lecture; "next" from the landing page walks them in order.
-        landing_sidebar = {path.lstrip("/") for path in reports["README.html"]["sidebar"]}
-        assert set(lectures) <= landing_sidebar, sorted(set(lectures) - landing_sidebar)
-        walked, page = [], "README.html"
-        while page and len(walked) < len(pages):
-            walked.append(page)
-            following = reports[page]["next"]
-            page = urlparse(following).path.lstrip("/") if following else None
-        assert [p for p in walked if p in lectures] == lectures, walked
+    # Navigation: the sidebar lists every lecture; "next" from the landing page walks them in order.
+    landing_sidebar = {path.lstrip("/") for path in reports["README.html"]["sidebar"]}
+    assert set(lectures) <= landing_sidebar, sorted(set(lectures) - landing_sidebar)
+    walked, page = [], "README.html"
+    while page and len(walked) < len(pages):
+        walked.append(page)
+        following = reports[page]["next"]
+        page = urlparse(following).path.lstrip("/") if following else None
+    assert [p for p in walked if p in lectures] == lectures, walked
 
-        # Each lecture links its source notebook (served) and its graded assignment (a page of the site).
-        links = reports["notebooks/03_reinforce.html"]["links"]
-        assert any(link.endswith("/_notebooks/notebooks/03_reinforce.ipynb") for link in links), links
-        assert any(link.endswith("/assignments/a2_policy_gradients/a2_policy_gradients.html") for link in links), links
-        for link in links:
-            assert tab.request.get(link).ok, link
-        source = json.loads(tab.request.get(base + "_notebooks/notebooks/03_reinforce.ipynb").text())
-        assert source["cells"], "the source notebook is served"
+    # Each lecture links its source notebook (served) and its graded assignment (a page of the site).
+    links = reports["notebooks/03_reinforce.html"]["links"]
+    assert any(link.endswith("/_notebooks/notebooks/03_reinforce.ipynb") for link in links), links
+    assert any(link.endswith("/assignments/a2_policy_gradients/a2_policy_gradients.html") for link in links), links
+    for link in links:
+        assert tab.request.get(link).ok, link
+    source = json.loads(tab.request.get(base + "_notebooks/notebooks/03_reinforce.ipynb").text())
+    assert source["cells"], "the source notebook is served"
 
-        # Search: a course word returns results, the REINFORCE lecture among them.
-        tab.goto(base + "search.html?q=REINFORCE")
-        results = tab.locator("#search-results ul.search li a")
-        results.first.wait_for(timeout=30_000)
-        hrefs = [urlparse(h).path for h in results.evaluate_all("links => links.map(a => a.href)")]
-        assert any(h.endswith("notebooks/03_reinforce.html") for h in hrefs), hrefs
-        browser.close()
+    # Search: a course word returns results, the REINFORCE lecture among them.
+    tab.goto(base + "search.html?q=REINFORCE")
+    results = tab.locator("#search-results ul.search li a")
+    results.first.wait_for(timeout=30_000)
+    hrefs = [urlparse(h).path for h in results.evaluate_all("links => links.map(a => a.href)")]
+    assert any(h.endswith("notebooks/03_reinforce.html") for h in hrefs), hrefs
