@@ -237,7 +237,7 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=1_000, help="env steps between evaluations (default 1000)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds of training per run before it is stopped")
     parser.add_argument(
-        "--json", metavar="PATH", help="also write every run's raw result to this JSON file (after every run)"
+        "--json", metavar="PATH", help="also write every run's raw result to this JSON file (after every seed)"
     )
     parser.add_argument(
         "--pause-file", metavar="PATH", help="before each run, wait while this file exists (a shared machine's signal)"
