@@ -620,21 +620,18 @@ def run_interleaved(entries, keys, budgets, run_one, args, saved: dict) -> tuple
     return results, loads, started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--algos",
-        nargs="+",
-        choices=list(ENTRIES),
-        metavar="ALGO",
-        help=f"entries to run (default: all): {', '.join(ENTRIES)}",
-    )
+def parse_arguments(description: str, entries: dict, algos_help: str, timeout: float) -> argparse.Namespace:
+    """The command line every benchmark script here takes (entries, seeds, budgets, --json, --pause-file, ...)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", nargs="+", choices=list(entries), metavar="ALGO", help=algos_help)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument(
         "--max-steps", type=int, help="cap every entry's budget at this many env steps (default: each its own)"
     )
     parser.add_argument("--eval-every", type=int, default=1_000, help="env steps between evaluations (default 1000)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds of training per run before it is stopped")
+    parser.add_argument(
+        "--timeout", type=float, default=timeout, help="seconds of training per run before it is stopped"
+    )
     parser.add_argument(
         "--json", metavar="PATH", help="also write every run's raw result to this JSON file (after every seed)"
     )
@@ -642,17 +639,31 @@ def main() -> int:
         "--pause-file", metavar="PATH", help="before each run, wait while this file exists (a shared machine's signal)"
     )
     parser.add_argument("--report-from", metavar="PATH", help="print the report of a JSON file written by --json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def load_saved(path: str) -> tuple[dict, dict, list[int]]:
+    """A --json file: everything saved, the results per entry and seed, and the seeds every entry ran."""
+    with open(path) as f:
+        saved = json.load(f)
+    results = {k: {int(s): r for s, r in v.items()} for k, v in saved["results"].items()}
+    seeds = sorted(set.intersection(*(set(v) for v in results.values())))
+    return saved, results, seeds
+
+
+def print_loads(loads: list[float], suffix: str = "") -> None:
+    print(
+        f"\nload average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f}, "
+        f"median {statistics.median(loads):.2f}{suffix}"
+    )
+
+
+def main() -> int:
+    args = parse_arguments(__doc__, ENTRIES, f"entries to run (default: all): {', '.join(ENTRIES)}", 300.0)
     if args.report_from:
-        with open(args.report_from) as f:
-            saved = json.load(f)
-        results = {k: {int(s): r for s, r in v.items()} for k, v in saved["results"].items()}
-        seeds = sorted(set.intersection(*(set(v) for v in results.values())))
+        saved, results, seeds = load_saved(args.report_from)
         print(report(results, seeds, saved["budgets"], saved["ceiling"]))
-        loads = saved["loads"]
-        print(
-            f"\nload average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f}, median {statistics.median(loads):.2f}"
-        )
+        print_loads(saved["loads"])
         return 0
 
     keys = args.algos or list(ENTRIES)
@@ -678,11 +689,7 @@ def main() -> int:
     results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {"ceiling": ceiling})
     print()
     print(report(results, args.seeds, budgets, ceiling))
-    print()
-    print(
-        f"load average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f}, "
-        f"median {statistics.median(loads):.2f}; total {time.perf_counter() - started:.0f} s"
-    )
+    print_loads(loads, f"; total {time.perf_counter() - started:.0f} s")
     return 0
 
 

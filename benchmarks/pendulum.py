@@ -29,10 +29,7 @@ The issue's target: ours at most 0.5x SB3's wall-clock to "held", on at least 9 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import sys
 import time
 
@@ -43,6 +40,9 @@ from cartpole import (  # noqa: E402  (the shared protocol, entries, process han
     _cell,
     _k,
     _spawn,
+    load_saved,
+    parse_arguments,
+    print_loads,
     run_child,
     run_interleaved,
     summarise,
@@ -224,36 +224,11 @@ def report(results: dict[str, dict[int, dict]], seeds: list[int], budgets: dict[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--algos",
-        nargs="+",
-        choices=list(ENTRIES),
-        metavar="ALGO",
-        help="sac, sb3-sac, sac-half (default: sac sb3-sac)",
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    parser.add_argument("--max-steps", type=int, help="cap both budgets at this many env steps (default: each its own)")
-    parser.add_argument("--eval-every", type=int, default=1_000, help="env steps between evaluations (default 1000)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds of training per run before it is stopped")
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write every run's raw result to this JSON file (after every seed)"
-    )
-    parser.add_argument(
-        "--pause-file", metavar="PATH", help="before each run, wait while this file exists (a shared machine's signal)"
-    )
-    parser.add_argument("--report-from", metavar="PATH", help="print the report of a JSON file written by --json")
-    args = parser.parse_args()
+    args = parse_arguments(__doc__, ENTRIES, "sac, sb3-sac, sac-half (default: sac sb3-sac)", 900.0)
     if args.report_from:
-        with open(args.report_from) as f:
-            saved = json.load(f)
-        results = {k: {int(s): r for s, r in v.items()} for k, v in saved["results"].items()}
-        seeds = sorted(set.intersection(*(set(v) for v in results.values())))
+        saved, results, seeds = load_saved(args.report_from)
         print(report(results, seeds, saved["budgets"]))
-        loads = saved["loads"]
-        print(
-            f"\nload average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f}, median {statistics.median(loads):.2f}"
-        )
+        print_loads(saved["loads"])
         return 0
 
     keys = args.algos or DEFAULT_KEYS
@@ -278,11 +253,9 @@ def main() -> int:
         flush=True,
     )
     results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {})
-    print(f"\n{time.perf_counter() - started:.0f} s in all\n")
+    print()
     print(report(results, args.seeds, budgets))
-    print(
-        f"\nload average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f}, median {statistics.median(loads):.2f}"
-    )
+    print_loads(loads, f"; total {time.perf_counter() - started:.0f} s")
     return 0
 
 
