@@ -349,8 +349,8 @@ def _entries() -> dict[str, Entry]:
 ENTRIES = _entries()
 
 
-def available(key: str) -> bool:
-    needs = ENTRIES[key].needs
+def available(key: str, entries: dict | None = None) -> bool:
+    needs = (entries or ENTRIES)[key].needs
     if needs is None:
         return True
     try:
@@ -658,23 +658,15 @@ def print_loads(loads: list[float], suffix: str = "") -> None:
     )
 
 
-def main() -> int:
-    args = parse_arguments(__doc__, ENTRIES, f"entries to run (default: all): {', '.join(ENTRIES)}", 300.0)
-    if args.report_from:
-        saved, results, seeds = load_saved(args.report_from)
-        print(report(results, seeds, saved["budgets"], saved["ceiling"]))
-        print_loads(saved["loads"])
-        return 0
-
-    keys = args.algos or list(ENTRIES)
-    if any(ENTRIES[k].needs == "stable_baselines3" for k in keys) and not available("sb3-ppo"):
+def prepare_runs(entries: dict, keys: list[str], args, ours_only: str) -> dict[str, int]:
+    """Before any run: refuse entries whose library is missing (naming ``ours_only``, the option that runs only the
+    course's algorithms), print the machine's line, and return each entry's budget (capped by --max-steps)."""
+    if not all(available(k, entries) for k in keys):
         sys.exit(
             "stable-baselines3 is not installed: the SB3 entries need the optional 'bench' extra:\n"
             '    .venv/bin/pip install -c requirements/constraints.txt -e ".[bench]"\n'
-            "or run only the course's algorithms, e.g. --algos reinforce a2c ppo dqn pytorch-reinforce"
+            f"or run only the course's algorithms: {ours_only}"
         )
-    budgets = {k: min(ENTRIES[k].budget, args.max_steps or ENTRIES[k].budget) for k in keys}
-
     import platform
 
     import torch
@@ -684,6 +676,19 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    return {k: min(entries[k].budget, args.max_steps or entries[k].budget) for k in keys}
+
+
+def main() -> int:
+    args = parse_arguments(__doc__, ENTRIES, f"entries to run (default: all): {', '.join(ENTRIES)}", 300.0)
+    if args.report_from:
+        saved, results, seeds = load_saved(args.report_from)
+        print(report(results, seeds, saved["budgets"], saved["ceiling"]))
+        print_loads(saved["loads"])
+        return 0
+
+    keys = args.algos or list(ENTRIES)
+    budgets = prepare_runs(ENTRIES, keys, args, "--algos reinforce a2c ppo dqn pytorch-reinforce")
     ceiling = measure_ceiling()
     print(f"policy-in-the-loop ceiling: {ceiling:,.0f} env steps/s", flush=True)
     results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {"ceiling": ceiling})

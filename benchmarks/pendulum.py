@@ -42,6 +42,7 @@ from cartpole import (  # noqa: E402  (the shared protocol, entries, process han
     _spawn,
     load_saved,
     parse_arguments,
+    prepare_runs,
     print_loads,
     run_child,
     run_interleaved,
@@ -232,26 +233,7 @@ def main() -> int:
         return 0
 
     keys = args.algos or DEFAULT_KEYS
-    if "sb3-sac" in keys:
-        import importlib.util
-
-        if importlib.util.find_spec("stable_baselines3") is None:
-            sys.exit(
-                "stable-baselines3 is not installed: the SB3 entry needs the optional 'bench' extra:\n"
-                '    .venv/bin/pip install -c requirements/constraints.txt -e ".[bench]"\n'
-                "or run only ours: --algos sac"
-            )
-    budgets = {k: min(ENTRIES[k].budget, args.max_steps or ENTRIES[k].budget) for k in keys}
-
-    import platform
-
-    import torch
-
-    print(
-        f"python {platform.python_version()}, torch {torch.__version__}, "
-        f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
+    budgets = prepare_runs(ENTRIES, keys, args, "--algos sac")
     results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {})
     print()
     print(report(results, args.seeds, budgets))
