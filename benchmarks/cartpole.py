@@ -21,10 +21,11 @@ Steps, wall-clock and CPU time are reported at the evaluation that counts; **eva
 excluded** on both sides; the clock starts before the environments and networks are built.
 
 Budgets (env steps): ours are the config defaults (``ReinforceConfig``, ``A2CConfig``,
-``PPOConfig``: 100k; ``DQNConfig``: 50k); stable-baselines3 uses the rl-baselines3-zoo
-hyperparameters and budgets for CartPole-v1 (``hyperparams/ppo.yml`` 1e5, ``a2c.yml`` 5e5,
-``dqn.yml`` 5e4), copied below; the pytorch/examples REINFORCE entry has no budget of its own: it
-trains until its running average of training returns passes 475 (the example's own end), at most 200k.
+``PPOConfig``, ``TRPOConfig``: 100k; ``DQNConfig``: 50k); stable-baselines3 (sb3-contrib for
+TRPO) uses the rl-baselines3-zoo hyperparameters and budgets for CartPole-v1 (``hyperparams/ppo.yml``
+1e5, ``a2c.yml`` 5e5, ``dqn.yml`` 5e4, ``trpo.yml`` 1e5), copied below; the pytorch/examples
+REINFORCE entry has no budget of its own: it trains until its running average of training returns
+passes 475 (the example's own end), at most 200k.
 
 Every run executes in a fresh process with one torch thread; it stops itself after ``--timeout``
 seconds of training and is killed 60 s later if it hangs. Runs are interleaved seed by seed so that
@@ -33,7 +34,7 @@ run. Before the runs, the script measures the policy-in-the-loop ceiling: a 4-64
 actions in 8 synchronous CartPoles, no learning; each entry's training throughput (env steps per
 second of training, updates included, evaluations excluded) is printed beside it.
 ``benchmarks/RESULTS.md`` holds a measured table and how to read it. Requires the ``bench`` extra
-(stable-baselines3).
+(stable-baselines3, sb3-contrib).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _run_ours(module_name: str, config_name: str):
     return run
 
 
-# rl-baselines3-zoo hyperparams, CartPole-v1 entries (hyperparams/ppo.yml, a2c.yml, dqn.yml), verbatim.
+# rl-baselines3-zoo hyperparams, CartPole-v1 entries (hyperparams/ppo.yml, a2c.yml, dqn.yml, trpo.yml), verbatim.
 ZOO = {
     "ppo": dict(
         n_envs=8,
@@ -186,6 +187,26 @@ ZOO = {
         exploration_final_eps=0.04,
         policy_kwargs="dict(net_arch=[256, 256])",
     ),
+    # sb3-contrib's TRPO (hyperparams/trpo.yml, zoo commit 22e3ff2): no normalize, no schedules; 2 envs.
+    "trpo": dict(
+        n_envs=2,
+        n_timesteps=1e5,
+        policy="MlpPolicy",
+        n_steps=512,
+        batch_size=512,
+        cg_damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        learning_rate=1e-3,
+        n_critic_updates=20,
+    ),
+}
+# The library each zoo entry's algorithm class comes from (the class is the key in capitals: ppo -> PPO).
+ZOO_LIBRARY = {
+    "ppo": "stable_baselines3",
+    "a2c": "stable_baselines3",
+    "dqn": "stable_baselines3",
+    "trpo": "sb3_contrib",
 }
 
 
@@ -207,14 +228,13 @@ def _zoo_kwargs(hyperparams: dict) -> tuple[dict, int, int, str]:
 
 def _run_sb3(algo: str):
     def run(seed: int, protocol: Protocol):
-        import stable_baselines3 as sb3
         import torch
         from stable_baselines3.common.callbacks import BaseCallback
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         class Scores(torch.nn.Module):
-            """obs -> action scores of an SB3 model: policy logits (PPO, A2C) or Q-values (DQN)."""
+            """obs -> action scores of an SB3 model: policy logits (PPO, A2C, TRPO) or Q-values (DQN)."""
 
             def __init__(self, model):
                 super().__init__()
@@ -245,10 +265,11 @@ def _run_sb3(algo: str):
             def _on_step(self) -> bool:
                 return not self.stop
 
+        algorithm = getattr(importlib.import_module(ZOO_LIBRARY[algo]), algo.upper())
         kwargs, n_envs, n_timesteps, policy = _zoo_kwargs(ZOO[algo])
         protocol.restart_clock()
         env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
-        model = getattr(sb3, algo.upper())(policy, env, seed=seed, device="cpu", verbose=0, **kwargs)
+        model = algorithm(policy, env, seed=seed, device="cpu", verbose=0, **kwargs)
         # total_timesteps = the zoo's n_timesteps, so the linear schedules match the zoo's exactly.
         model.learn(total_timesteps=n_timesteps, callback=ProtocolCallback())
         protocol.steps = model.num_timesteps
@@ -339,9 +360,18 @@ def _entries() -> dict[str, Entry]:
             _config_budget(ours + "dqn", "DQNConfig"),
             counterpart="sb3-dqn",
         ),
+        "trpo": Entry(
+            "ours TRPO",
+            _run_ours(ours + "trpo", "TRPOConfig"),
+            _config_budget(ours + "trpo", "TRPOConfig"),
+            counterpart="sb3-trpo",
+        ),
         "sb3-a2c": Entry("SB3 A2C (zoo)", _run_sb3("a2c"), int(ZOO["a2c"]["n_timesteps"]), needs="stable_baselines3"),
         "sb3-ppo": Entry("SB3 PPO (zoo)", _run_sb3("ppo"), int(ZOO["ppo"]["n_timesteps"]), needs="stable_baselines3"),
         "sb3-dqn": Entry("SB3 DQN (zoo)", _run_sb3("dqn"), int(ZOO["dqn"]["n_timesteps"]), needs="stable_baselines3"),
+        "sb3-trpo": Entry(
+            "sb3-contrib TRPO (zoo)", _run_sb3("trpo"), int(ZOO["trpo"]["n_timesteps"]), needs="sb3_contrib"
+        ),
         "pytorch-reinforce": Entry("pytorch/examples REINFORCE (re-impl.)", _run_pytorch_examples_reinforce, 200_000),
     }
 
@@ -661,9 +691,10 @@ def print_loads(loads: list[float], suffix: str = "") -> None:
 def prepare_runs(entries: dict, keys: list[str], args, ours_only: str) -> dict[str, int]:
     """Before any run: refuse entries whose library is missing (naming ``ours_only``, the option that runs only the
     course's algorithms), print the machine's line, and return each entry's budget (capped by --max-steps)."""
-    if not all(available(k, entries) for k in keys):
+    missing = sorted({entries[k].needs for k in keys if not available(k, entries)})
+    if missing:
         sys.exit(
-            "stable-baselines3 is not installed: the SB3 entries need the optional 'bench' extra:\n"
+            f"not installed: {', '.join(missing)}; the library entries need the optional 'bench' extra:\n"
             '    .venv/bin/pip install -c requirements/constraints.txt -e ".[bench]"\n'
             f"or run only the course's algorithms: {ours_only}"
         )
@@ -688,7 +719,7 @@ def main() -> int:
         return 0
 
     keys = args.algos or list(ENTRIES)
-    budgets = prepare_runs(ENTRIES, keys, args, "--algos reinforce a2c ppo dqn pytorch-reinforce")
+    budgets = prepare_runs(ENTRIES, keys, args, "--algos reinforce a2c ppo dqn trpo pytorch-reinforce")
     ceiling = measure_ceiling()
     print(f"policy-in-the-loop ceiling: {ceiling:,.0f} env steps/s", flush=True)
     results, loads, started = run_interleaved(ENTRIES, keys, budgets, run_one, args, {"ceiling": ceiling})
