@@ -29,12 +29,30 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(f"{sum(_seconds.values()):8.1f} s  in all ({len(_seconds)} notebooks)")
 
 
+def pytest_collection_modifyitems(config, items):
+    """System tests (marker ``system``) run only in the last step of `python3 course.py test`, which sets
+    COURSE_SYSTEM_TESTS=1 (course.test_steps): they take minutes and start servers and Unix accounts."""
+    if os.environ.get("COURSE_SYSTEM_TESTS") == "1":
+        return
+    import pytest
+
+    skip = pytest.mark.skip(
+        reason="system test: run by the last step of `python3 course.py test` (COURSE_SYSTEM_TESTS=1)"
+    )
+    for item in items:
+        if "system" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_configure(config):
     """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`)."""
     import importlib.util
     from pathlib import Path
 
     config.addinivalue_line("markers", "site: builds the course website and checks it in a browser (run last)")
+    config.addinivalue_line(
+        "markers", "system: starts real servers, Unix accounts or clusters; skipped unless COURSE_SYSTEM_TESTS=1"
+    )
 
     spec = importlib.util.spec_from_file_location("site_cache", Path(__file__).parent / "docs" / "site_cache.py")
     site_cache = importlib.util.module_from_spec(spec)

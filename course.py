@@ -42,8 +42,10 @@ MIN_PYTHON = (3, 10)
 SITE_OUTPUT = {"full": Path("_build") / "html", "fast": Path("_build") / "html-fast"}
 # Tests marked `site` build that website and open it in a browser: `test` runs them after the rest (below).
 SITE_MARKER = "site"
-# Tests that start a real JupyterHub with Unix accounts, or a Dask cluster: `test` runs them in a step of their own.
-SYSTEM_TESTS = ("tests/test_hub.py", "tests/test_distributed_grading.py")
+# Tests marked `system` start real servers, Unix accounts or clusters (JupyterHub, a Dask cluster, formgrader, the
+# instructors' guide run command by command): `test` runs them in a step of their own; elsewhere they skip
+# unless COURSE_SYSTEM_TESTS=1 (conftest.py).
+SYSTEM_MARKER = "system"
 # A change to any of these triggers a reinstall.
 INSTALL_INPUTS = ("pyproject.toml", "requirements/constraints.txt", "course.py")
 
@@ -220,15 +222,15 @@ def test(args: list[str]) -> int:
 
 def test_steps(cmd: list[str], args: list[str], fast: bool) -> list[tuple[list[str], dict[str, str]]]:
     """The pytest runs of ``test`` and the variables each adds to the environment. Without arguments: every test
-    but the website's (notebooks two at a time; the system tests skip there); then the website's tests in one
-    process, once the notebooks' outputs they build from are all recorded; then the system tests, the two files
-    side by side (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them)."""
+    but the website's and the system tests (notebooks two at a time); then the website's tests in one process,
+    once the notebooks' outputs they build from are all recorded; then the system tests, two files at a time
+    (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them)."""
     if args or not fast:
         return [(cmd, {})]
     return [
-        ([*cmd, "-m", f"not {SITE_MARKER}"], {}),
+        ([*cmd, "-m", f"not {SITE_MARKER} and not {SYSTEM_MARKER}"], {}),
         ([*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"], {}),
-        ([*cmd, *SYSTEM_TESTS], {"COURSE_SYSTEM_TESTS": "1"}),
+        ([*cmd, "-m", SYSTEM_MARKER, "tests"], {"COURSE_SYSTEM_TESTS": "1"}),
     ]
 
 

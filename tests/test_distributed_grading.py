@@ -30,13 +30,9 @@ from course_grader.gradebook import scores
 
 pytest.importorskip("distributed")
 
-# A real system test of a minute or more (a Dask cluster grading the same submissions twice): `python3 course.py test`
-# runs it in a step of its own, after the other tests, with COURSE_SYSTEM_TESTS=1 (course.test_steps); the
-# other steps skip it.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("COURSE_SYSTEM_TESTS") != "1",
-    reason="system test: run by the last step of `python3 course.py test` (COURSE_SYSTEM_TESTS=1)",
-)
+# A real system test of a minute or more (a Dask cluster grading the same submissions twice): `python3 course.py test` runs it
+# in a step of its own, after the other tests (marker `system`; elsewhere it skips unless COURSE_SYSTEM_TESTS=1).
+pytestmark = pytest.mark.system
 
 ASSIGNMENT = "a3_reparameterization"  # the quickest to grade: its solution's cells and checks take a few seconds
 SEED = 20_261_203

@@ -135,6 +135,7 @@ def formgrader(tmp_path):
         process.wait()
 
 
+@pytest.mark.system  # a real Jupyter server: the system step of `python3 course.py test` runs it
 def test_formgrader_buttons_leave_course_grader_results_alone(formgrader):
     course, base, token = formgrader
     before = snapshot(course)

@@ -38,13 +38,9 @@ import pytest
 
 requests = pytest.importorskip("requests")
 
-# A real system test of a minute or more (four JupyterLab servers on two cores): `python3 course.py test`
-# runs it in a step of its own, after the other tests, with COURSE_SYSTEM_TESTS=1 (course.test_steps); the
-# other steps skip it.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("COURSE_SYSTEM_TESTS") != "1",
-    reason="system test: run by the last step of `python3 course.py test` (COURSE_SYSTEM_TESTS=1)",
-)
+# A real system test of a minute or more (four JupyterLab servers on two cores): `python3 course.py test` runs it
+# in a step of its own, after the other tests (marker `system`; elsewhere it skips unless COURSE_SYSTEM_TESTS=1).
+pytestmark = pytest.mark.system
 pytest.importorskip("jupyterhub")
 
 REPO = Path(__file__).resolve().parent.parent

@@ -44,6 +44,7 @@ def test_guide_commands_use_the_course_environment():
     assert not re.search(r"`python (?!3)", text), "no bare `python` in the guide"
 
 
+@pytest.mark.system  # nine course_grader commands and two sandboxed gradings: the system step runs it
 def test_class_workflow_runs_as_typed(tmp_path):
     from course_grader.sandbox import probe_bubblewrap
 

@@ -204,12 +204,39 @@ def test_site_command_per_mode(monkeypatch):
 def test_test_command_runs_the_site_tests_after_everything_else():
     cmd, env = course.test_command("py", [])
     first, second, third = course.test_steps(cmd, [], fast=True)
-    assert first == ([*cmd, "-m", "not site"], {})
+    assert first == ([*cmd, "-m", "not site and not system"], {})
     assert second == (["py", "-m", "pytest", "-m", "site", "tests/test_site.py"], {})
-    assert third == ([*cmd, "tests/test_hub.py", "tests/test_distributed_grading.py"], {"COURSE_SYSTEM_TESTS": "1"})
+    assert third == ([*cmd, "-m", "system", "tests"], {"COURSE_SYSTEM_TESTS": "1"})
     assert course.test_steps(cmd, ["-k", "rl_loop"], fast=True) == [(cmd, {})], "a narrowed run is one run"
     full, _ = course.test_command("py", ["--full"])
     assert course.test_steps(full, [], fast=False) == [(full, {})]
+
+
+def test_system_tests_skip_unless_their_step_runs_them(monkeypatch):
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+
+    class Item:
+        def __init__(self, *keywords):
+            self.keywords, self.markers = set(keywords), []
+
+        def add_marker(self, marker):
+            self.markers.append(marker)
+
+    def skipped(env_value):
+        if env_value is None:
+            monkeypatch.delenv("COURSE_SYSTEM_TESTS", raising=False)
+        else:
+            monkeypatch.setenv("COURSE_SYSTEM_TESTS", env_value)
+        items = [Item("system"), Item("site"), Item()]
+        root_conftest.pytest_collection_modifyitems(None, items)
+        return [any(m.name == "skip" for m in item.markers) for item in items]
+
+    assert skipped(None) == [True, False, False]
+    assert skipped("0") == [True, False, False]
+    assert skipped("1") == [False, False, False]
+    assert course.SYSTEM_MARKER == "system"
 
 
 def test_gitignore_keeps_build_output_out():
