@@ -9,6 +9,11 @@ protocol, the whole sandbox is killed -- every process the student started dies
 with its PID namespace -- and a fresh sandbox re-runs the steps that succeeded
 so far, skipping the bad one. So a loop costs only the question it is in. The
 number of restarts and the total time are bounded, so grading always ends.
+
+A step's limit is on the CPU time the sandbox's processes use, not on the clock: on a machine
+loaded by other gradings an honest step runs slower, and is not stopped for that. A step that waits
+instead of computing (``time.sleep``, a blocked read) is stopped on the clock, after
+``RunLimits.wall_slack`` times its limit; the cells' shared budget and the total time stay on the clock.
 """
 
 from __future__ import annotations
@@ -86,9 +91,12 @@ class StepRecord:
 @dataclass
 class RunLimits:
     """``cell_budget``: seconds for all student cells together (each also has its own limit);
-    ``total_timeout``: seconds for the whole run, cells and drivers (the assignment's time budget)."""
+    ``total_timeout``: seconds for the whole run, cells and drivers (the assignment's time budget);
+    ``wall_slack``: how much longer than its limit a step may take on the clock while it has not used
+    its limit in CPU time (the machine is busy, or the step waits)."""
 
     startup_timeout: float = 60.0
+    wall_slack: float = 4.0  # a step is stopped at its limit in CPU time, or at wall_slack × its limit on the clock
     max_restarts: int = 3
     total_timeout: float = 1800.0
     cell_budget: float = 600.0
@@ -102,6 +110,41 @@ class RunReport:
     restarts: int
     seconds: float
     problems: list[str]
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    """CPU time (user + system) of process ``root`` and its live descendants, including the children they have
+    reaped, from /proc; None where there is no /proc. A sandbox's processes all descend from its launcher."""
+    parents: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return None
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    data = f.read()
+                fields = data[data.rindex(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+                pid = int(entry.name)
+                parents.setdefault(int(fields[1]), []).append(pid)
+                ticks[pid] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended meanwhile
+    if root not in ticks:
+        return None
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(parents.get(pid, ()))
+    return total / _CLOCK_TICKS
 
 
 class _Sandbox:
@@ -221,6 +264,25 @@ class _Sandbox:
             return "ok", loads_limited(line)  # depth-limited, floats decoded, lone surrogates replaced
         except ReplyError:
             return "garbage", None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by every process of the sandbox (None if it cannot be measured here)."""
+        return process_tree_cpu_seconds(self.proc.pid)
+
+    def read_step(self, limit: float, wall_cap: float) -> tuple[str, dict | None]:
+        """Wait for a step's reply, like :meth:`read`. The step is stopped ("timeout") once it has used ``limit``
+        seconds of CPU time (and run at least ``limit`` on the clock), or after ``wall_cap`` seconds whatever it
+        used; where CPU time cannot be measured, after ``limit`` seconds on the clock."""
+        started, cpu_at_start = time.monotonic(), self.cpu_seconds()
+        state, message = self.read(limit)
+        while state == "timeout" and cpu_at_start is not None:
+            used = self.cpu_seconds()
+            left_on_clock = wall_cap - (time.monotonic() - started)
+            if used is None or used - cpu_at_start >= limit or left_on_clock <= 0:
+                break
+            # A process cannot use CPU time faster than the clock runs (per thread): wait for what it has left.
+            state, message = self.read(min(left_on_clock, max(0.1, limit - (used - cpu_at_start))))
+        return state, message
 
     def kill(self) -> None:
         """Kill the sandbox: with --unshare-pid this takes every process inside with it. Safe to call twice."""
@@ -358,7 +420,9 @@ def _run_plan(box, plan, steps, records, skipped, problems, limits, started, wor
         )
     for i in plan:
         step = steps[i]
-        budget = min(step.timeout, max(1.0, limits.total_timeout - (time.monotonic() - started)))
+        total_left = max(1.0, limits.total_timeout - (time.monotonic() - started))
+        budget = min(step.timeout, total_left)
+        wall_cap = min(budget * max(1.0, limits.wall_slack), total_left)
         if step.kind == "cell":
             left = limits.cell_budget - spent["cells"]
             if left < 1.0:
@@ -370,12 +434,12 @@ def _run_plan(box, plan, steps, records, skipped, problems, limits, started, wor
                 if not any("cells used up" in p for p in problems):
                     problems.append(f"{step.label} and later cells: {records[i].error}")
                 continue
-            budget = min(budget, left)
+            budget, wall_cap = min(budget, left), min(wall_cap, left)
         t0 = time.monotonic()
         if not box.send(step.message(i)):
             state, message = "eof", None
         else:
-            state, message = box.read(budget)
+            state, message = box.read_step(budget, wall_cap)
         seconds = time.monotonic() - t0
         if step.kind == "cell":
             spent["cells"] += seconds
@@ -390,7 +454,7 @@ def _run_plan(box, plan, steps, records, skipped, problems, limits, started, wor
         if state != "ok":
             box.kill()
             skipped.add(i)
-            records[i] = _failure_record(step, state, budget, seconds)
+            records[i] = _failure_record(step, state, budget, seconds, wall_cap)
             problems.append(f"{step.label}: {records[i].error}")
             return False
         if i not in records:  # a restart re-runs earlier cells: keep what the first run saw
@@ -415,11 +479,11 @@ def _record(message: dict, index: int, seconds: float) -> StepRecord | None:
     )
 
 
-def _failure_record(step: Step, state: str, budget: float, seconds: float) -> StepRecord:
+def _failure_record(step: Step, state: str, budget: float, seconds: float, wall_cap: float) -> StepRecord:
     if state == "timeout":
         error = (
-            f"ran for more than {budget:.0f} s and was stopped (an infinite loop, or far too slow); "
-            "everything it started was killed"
+            f"ran for more than {budget:.0f} s (of CPU time, or {wall_cap:.0f} s on the clock) and was stopped "
+            "(an infinite loop, or far too slow); everything it started was killed"
         )
         return StepRecord("timeout", error=error, seconds=seconds)
     if state == "eof":

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -103,6 +107,45 @@ def test_cells_share_one_budget_and_the_drivers_still_run(tmp_path):
     assert statuses[-1] == "ok" and report.records[-1].result == {"value": 1}
     assert any("used up their total time of 2 s" in p for p in report.problems), report.problems
     assert report.seconds < 15
+
+
+def test_a_step_limit_counts_cpu_time_and_the_clock_stops_a_waiting_step():
+    """A step's limit is CPU time: one that waits longer than its limit, without computing, still finishes (a busy
+    machine is not the student's fault); one that waits for ever is stopped after wall_slack × its limit; a busy
+    loop is stopped by its CPU time, long before a large wall_slack."""
+    sleepy = [Step("cell", 1.0, source="import time; time.sleep(2.0); x = 1", label="cell 1")]
+    report = run_steps(sleepy, None, limits=RunLimits(wall_slack=4.0))
+    assert report.records[0].status == "ok", report.records[0].error
+
+    stuck = [Step("cell", 1.0, source="import time; time.sleep(600)", label="cell 1")]
+    report = run_steps(stuck, None, limits=RunLimits(wall_slack=4.0, max_restarts=0))
+    record = report.records[0]
+    assert record.status == "timeout" and 3.5 < record.seconds < 10, (record.status, record.seconds)
+    assert "more than 1 s (of CPU time, or 4 s on the clock)" in record.error
+
+    loop = [Step("cell", 1.0, source="while True:\n    pass", label="cell 1")]
+    report = run_steps(loop, None, limits=RunLimits(wall_slack=60.0, max_restarts=0))
+    record = report.records[0]
+    assert record.status == "timeout" and record.seconds < 20, (record.status, record.seconds)
+
+
+def test_a_process_trees_cpu_time_is_measured():
+    """The CPU time of a process and its descendants: a child that computes for a second shows up in its parent's."""
+    from course_grader.supervisor import process_tree_cpu_seconds
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0:\n    pass\ntime.sleep(60)"
+    before = process_tree_cpu_seconds(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        deadline = time.monotonic() + 60
+        while (own := process_tree_cpu_seconds(child.pid)) < 1.0:
+            assert time.monotonic() < deadline, f"the child's busy second was not seen ({own} s)"
+            time.sleep(0.1)
+        assert process_tree_cpu_seconds(os.getpid()) - before >= 1.0, "the parent's tree includes its child"
+    finally:
+        child.kill()
+        child.wait()
+    assert process_tree_cpu_seconds(child.pid) is None, "a process that is gone has no CPU time to report"
 
 
 def test_a_notebook_over_the_cell_cap_is_told(tmp_path):
