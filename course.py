@@ -191,9 +191,9 @@ def test(args: list[str]) -> int:
 
     Without arguments (the README's command) this is three pytest runs (:func:`test_steps`): everything but the
     website's and the system tests, recording each notebook's outputs as it goes; the website's tests, which build
-    the fast-mode site from those outputs and check it in a browser (tests/test_site.py); the system tests, a real
-    JupyterHub and a Dask cluster (tests/test_hub.py, tests/test_distributed_grading.py). A run narrowed by
-    arguments is one run.
+    the fast-mode site from those outputs and check it in a browser (tests/test_site.py); the system tests (marker
+    ``system``: a real JupyterHub, a Dask cluster, formgrader's server, the instructors' guide run as typed). A run
+    narrowed by arguments is one run.
     """
     python = ensure_installed()
     cmd, env = test_command(python, args)
