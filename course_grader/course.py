@@ -7,6 +7,7 @@ course_grader`` see the same folders and the same gradebook.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import unicodedata
@@ -100,8 +101,50 @@ def check_student_id(student: str) -> str:
     return normal
 
 
-def nbgrader_environment() -> None:
-    """nbgrader runs ``alembic`` from PATH when it creates a gradebook: make this interpreter's scripts visible."""
+def nbgrader_environment(course: Course | None = None) -> None:
+    """Ready nbgrader to work in this process: this interpreter's scripts on PATH (nbgrader runs ``alembic``
+    from there when it creates a gradebook); given a ``course``, its gradebook created if it has none yet
+    (:func:`create_gradebook`)."""
     scripts = str(Path(sys.executable).parent)
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    if course is not None:
+        create_gradebook(course)
+
+
+@functools.cache
+def nbgrader_schema_revision() -> str:
+    """The newest revision of nbgrader's database migrations, read from its alembic scripts in this process."""
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
+def create_gradebook(course: Course) -> None:
+    """Create the course's gradebook if its database has no tables yet, exactly as ``nbgrader.api.Gradebook``
+    does for a new database: nbgrader's tables, and an ``alembic_version`` table holding the newest migration.
+
+    nbgrader looks that revision up with an ``alembic heads`` subprocess for every new database (about 3 s of
+    CPU); :func:`nbgrader_schema_revision` reads the same scripts in-process (0.1 s, once per process). Once the
+    tables exist, nbgrader (the grader's calls, formgrader, its command line) opens the database as its own.
+    """
+    from nbgrader.api import Base
+    from sqlalchemy import create_engine, inspect, text
+
+    path = course.db_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(course.db_url, future=True)
+    try:
+        with engine.begin() as conn:
+            if inspect(conn).get_table_names():
+                return
+            Base.metadata.create_all(conn)
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:revision)"),
+                {"revision": nbgrader_schema_revision()},
+            )
+    finally:
+        engine.dispose()

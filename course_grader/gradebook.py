@@ -19,7 +19,7 @@ def record(course: Course, assignment: str, notebook: str, student: str, public:
     from nbgrader.api import Gradebook
     from sqlalchemy.exc import SAWarning
 
-    nbgrader_environment()
+    nbgrader_environment(course)
     with Gradebook(course.db_url) as gb, warnings.catch_warnings():
         # nbgrader's add_submission triggers harmless autoflush warnings with SQLAlchemy 2 (nbgrader's own
         # autograde shows them too); they would bury the grading summary.
@@ -44,7 +44,7 @@ def set_due_date(course: Course, assignment: str, due) -> None:
     """The assignment's due date in the gradebook (formgrader then shows late submissions); None clears it."""
     from nbgrader.api import Gradebook
 
-    nbgrader_environment()
+    nbgrader_environment(course)
     with Gradebook(course.db_url) as gb:
         entry = gb.find_assignment(assignment)
         naive = due.astimezone(datetime.timezone.utc).replace(tzinfo=None) if due is not None else None
@@ -61,7 +61,7 @@ def scores(course: Course, assignment: str, notebook: str, student: str) -> dict
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    nbgrader_environment()
+    nbgrader_environment(course)
     out = {}
     with Gradebook(course.db_url) as gb:
         try:

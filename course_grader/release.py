@@ -44,14 +44,12 @@ def generate(course: Course, assignment: str, release_root: Path | None = None, 
 
     if not (course.solutions / assignment).is_dir():
         raise ReleaseError(f"there is no assignment {assignment!r} in {course.solutions}")
-    nbgrader_environment()
+    nbgrader_environment(course if database else None)
     config = load_nbgrader_config(course.root)
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.assignment_id = assignment
     if release_root is not None:
         config.CourseDirectory.release_directory = str(Path(release_root).resolve())
-    if database and course.db_path() is not None:
-        course.db_path().parent.mkdir(parents=True, exist_ok=True)
     config.CourseDirectory.db_url = course.db_url
     config.GenerateAssignment.no_database = not database
     if not database:  # SaveCells only records the cells in the gradebook; it does not change the notebook
@@ -128,10 +126,7 @@ def ensure_in_gradebook(course: Course, assignment: str) -> None:
     into a throw-away folder if it does not: the committed stubs are left alone)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    nbgrader_environment()
-    path = course.db_path()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    nbgrader_environment(course)
     with Gradebook(course.db_url) as gb:
         try:
             if gb.find_assignment(assignment).notebooks:

@@ -189,7 +189,7 @@ def names_into_gradebook(course: Course, roster: Roster) -> None:
 
     from .course import nbgrader_environment
 
-    nbgrader_environment()
+    nbgrader_environment(course)
     with Gradebook(course.db_url) as gb:
         for s in roster.students:
             first, last = s.first_and_last

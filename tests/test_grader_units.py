@@ -637,3 +637,36 @@ def test_formgraders_notebook_holds_no_student_script(tmp_path):
         elif cell.cell_type == "raw":
             assert not _unsafe(cell.source), cell.source
     assert any("$\\nabla J$" in c.source for c in shown.cells), "the answer's text and math are kept"
+
+
+def test_a_new_gradebook_is_the_one_nbgrader_creates_without_its_alembic_subprocess(tmp_path, monkeypatch):
+    """create_gradebook writes nbgrader's own tables and migration stamp; nbgrader then opens the database as
+    one it made (it would start ``alembic heads`` for a database without tables)."""
+    import sqlite3
+
+    import nbgrader.api
+    from nbgrader.api import Gradebook
+
+    from course_grader.course import create_gradebook, nbgrader_environment
+
+    def contents(path: Path) -> tuple[list, list]:
+        with sqlite3.connect(path) as db:
+            schema = sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall())
+            return schema, db.execute("SELECT version_num FROM alembic_version").fetchall()
+
+    nbgrader_environment()
+    with Gradebook(f"sqlite:///{tmp_path / 'by_nbgrader.db'}"):  # nbgrader's own way, subprocess included
+        pass
+    ours = Course(*[tmp_path] * 6, db_url=f"sqlite:///{tmp_path / 'sub' / 'ours.db'}")  # only its database is used
+    create_gradebook(ours)
+    assert contents(tmp_path / "sub" / "ours.db") == contents(tmp_path / "by_nbgrader.db")
+
+    def no_subprocess():
+        raise AssertionError("nbgrader ran alembic for a gradebook that already had its tables")
+
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", no_subprocess)
+    with Gradebook(ours.db_url) as gb:
+        gb.update_or_create_student("ada")
+    create_gradebook(ours)  # a second call leaves an existing gradebook alone
+    with Gradebook(ours.db_url) as gb:
+        assert [s.id for s in gb.students] == ["ada"]
