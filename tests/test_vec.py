@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.distributions import Categorical
 
 from course_utils import make_env, rollout, seed_everything
 from course_utils.networks import CategoricalPolicy, ValueNetwork
-from course_utils.vec import RolloutCollector, collect_episodes, make_vec_env
+from course_utils.vec import RolloutCollector, collect_episodes, make_vec_env, sample_actions
 
 TAU = 0.02  # CartPole's time step: x_{t+1} = x_t + τ ẋ_t (explicit Euler)
 
@@ -31,6 +32,55 @@ def collect(seed, n_envs=4, n_steps=64, **env_kwargs):
     policy, value = CategoricalPolicy(4, 2), ValueNetwork(4)
     collector = RolloutCollector(make_vec_env("CartPole-v1", n_envs, **env_kwargs), policy, value, seed=seed)
     return collector, [collector.collect(n_steps) for _ in range(2)]
+
+
+@pytest.mark.parametrize("batch, n_actions, scale", [(1, 2, 1.0), (8, 2, 1.0), (5, 7, 3.0), (64, 3, 30.0)])
+def test_sample_actions_draws_what_categorical_draws(batch, n_actions, scale):
+    # Same seed, same logits: the same actions, bit-identical log-probabilities, and the RNG left in the same state.
+    logits = scale * torch.randn(batch, n_actions, generator=torch.Generator().manual_seed(batch))
+    for seed in range(20):
+        torch.manual_seed(seed)
+        dist = Categorical(logits=logits)
+        expected = dist.sample()
+        expected_log_prob, expected_rng = dist.log_prob(expected), torch.get_rng_state()
+        torch.manual_seed(seed)
+        action, log_prob = sample_actions(logits)
+        assert action.dtype == torch.long and action.shape == log_prob.shape == (batch,)
+        assert torch.equal(action, expected) and torch.equal(log_prob, expected_log_prob)
+        assert torch.equal(torch.get_rng_state(), expected_rng), "sample_actions must consume torch's RNG alike"
+
+
+ROLLOUT_FIELDS = ("obs", "actions", "log_probs", "rewards", "terminated", "truncated")
+
+
+def textbook_rollout(seed, n_envs, n_steps):
+    """The collector's loop written plainly with a Categorical per step: what RolloutCollector must reproduce."""
+    seed_everything(seed)
+    policy = CategoricalPolicy(4, 2)
+    envs = make_vec_env("CartPole-v1", n_envs, max_episode_steps=20)  # short episodes: many resets in the batch
+    obs, _ = envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    rows = []
+    with torch.no_grad():
+        for _ in range(n_steps):
+            dist = Categorical(logits=policy(torch.as_tensor(obs, dtype=torch.float32)))
+            action = dist.sample()
+            next_obs, reward, terminated, truncated, _ = envs.step(action.numpy())
+            rows.append((obs, action, dist.log_prob(action), reward, terminated, truncated))
+            obs = next_obs
+    return [torch.stack([torch.as_tensor(row[k]) for row in rows]) for k in range(len(ROLLOUT_FIELDS))]
+
+
+def test_collector_gives_the_textbook_loops_batches_bit_for_bit():
+    expected = textbook_rollout(5, n_envs=4, n_steps=120)
+    seed_everything(5)
+    envs = make_vec_env("CartPole-v1", 4, max_episode_steps=20)
+    collector = RolloutCollector(envs, CategoricalPolicy(4, 2), seed=5)
+    batches = [collector.collect(40) for _ in range(3)]  # episodes run on across batches
+    got = [torch.cat([getattr(b, name) for b in batches]) for name in ROLLOUT_FIELDS]
+    assert bool(got[4].any()) and bool(got[5].any()), "the test needs terminations and truncations"
+    for name, x, y in zip(ROLLOUT_FIELDS, got, expected):
+        assert torch.equal(x, y.to(x.dtype)), name
 
 
 def test_make_vec_env_is_sync_with_same_step_autoreset():
@@ -147,6 +197,32 @@ def test_collect_episodes_matches_rollout_for_a_deterministic_policy():
         np.testing.assert_allclose(batch.final_obs[i].numpy(), traj.obs[-1], rtol=1e-6)
         assert batch.actions[:n, i].tolist() == traj.actions.tolist()
         assert bool(batch.truncated[n - 1, i]) == traj.truncated
+
+
+def test_collect_episodes_samples_like_a_categorical_per_step():
+    # The textbook loop: one Categorical over the running environments per step, episodes of different lengths.
+    seeds = [3, 4, 5, 6]
+    seed_everything(0)
+    policy = CategoricalPolicy(4, 2)
+    batch = collect_episodes([gym.make("CartPole-v1") for _ in seeds], policy, seeds=seeds)
+    seed_everything(0)
+    policy = CategoricalPolicy(4, 2)
+    envs = [gym.make("CartPole-v1") for _ in seeds]
+    obs = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
+    running, actions = list(range(len(envs))), []
+    with torch.no_grad():
+        while running:
+            logits = policy(torch.as_tensor(np.stack([obs[i] for i in running])))
+            action = Categorical(logits=logits).sample().tolist()
+            actions.append(dict(zip(running, action)))
+            for i, a in zip(list(running), action):
+                obs[i], _, terminated, truncated, _ = envs[i].step(a)
+                if terminated or truncated:
+                    running.remove(i)
+    assert len(set(batch.lengths.tolist())) > 1, "the test needs episodes of different lengths"
+    for t, row in enumerate(actions):
+        assert {i: int(batch.actions[t, i]) for i in row} == row, f"step {t}"
+    assert batch.actions.shape[0] == len(actions)
 
 
 def test_collect_episodes_is_reproducible_and_checks_seeds():
