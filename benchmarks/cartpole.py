@@ -478,13 +478,14 @@ def run_one(key: str, seed: int, budget: int, eval_every: int, timeout: float) -
 
 
 def _ceiling_child(n_steps: int, conn) -> None:
-    """Env steps per second of a 4-64-2 MLP sampling actions in 8 sync CartPoles, no learning."""
+    """Env steps per second of a 4-64-2 MLP sampling actions in 8 sync CartPoles, no learning.
+
+    Acting as the collector acts (``course_utils.vec.sample_actions``), without its bookkeeping."""
     try:
         import torch
         from torch import nn
-        from torch.distributions import Categorical
 
-        from course_utils.vec import make_vec_env
+        from course_utils.vec import make_vec_env, sample_actions
 
         torch.set_num_threads(1)
         torch.manual_seed(0)
@@ -496,7 +497,7 @@ def _ceiling_child(n_steps: int, conn) -> None:
             started = time.perf_counter()
             for _ in range(n_steps // 8):
                 with torch.no_grad():
-                    action = Categorical(logits=net(torch.as_tensor(obs))).sample().numpy()
+                    action = sample_actions(net(torch.as_tensor(obs)))[0].numpy()
                 obs, *_ = envs.step(action)
             best = max(best, n_steps / (time.perf_counter() - started))
         envs.close()
