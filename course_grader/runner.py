@@ -325,4 +325,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The grader has every reply (each was flushed): end here, without the interpreter's clean-up (half a second
+    # of CPU with torch loaded, for every submission) and without running what the student registered for exit.
+    os._exit(code)
