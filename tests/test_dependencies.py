@@ -133,3 +133,17 @@ def _installed(name: str) -> bool:
         return True
     except metadata.PackageNotFoundError:
         return False
+
+
+def test_reading_a_notebook_builds_no_uri_parser_at_import():
+    """Why pyproject caps jsonschema below 4.24: from 4.24 on, importing it (which nbformat does) imports
+    rfc3987-syntax when installed, and that builds a grammar parser: a second of CPU in every process that reads
+    a notebook. With the cap the package is not installed and nbformat imports without it."""
+    import subprocess
+    import sys
+
+    probe = "import sys, nbformat; print('rfc3987_syntax' in sys.modules, 'lark' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["False", "False"], (
+        "importing nbformat also imported rfc3987_syntax/lark: is jsonschema >= 4.24 installed? (see pyproject.toml)"
+    )
