@@ -101,15 +101,20 @@ def check_student_id(student: str) -> str:
     return normal
 
 
-def nbgrader_environment(course: Course | None = None) -> None:
-    """Ready nbgrader to work in this process: this interpreter's scripts on PATH (nbgrader runs ``alembic``
-    from there when it creates a gradebook); given a ``course``, its gradebook created if it has none yet
-    (:func:`create_gradebook`)."""
+def nbgrader_environment() -> None:
+    """nbgrader runs ``alembic`` from PATH when it creates a gradebook: make this interpreter's scripts visible."""
     scripts = str(Path(sys.executable).parent)
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
-    if course is not None:
-        create_gradebook(course)
+
+
+def open_gradebook(course: Course):
+    """nbgrader's ``Gradebook`` of the course (use it in a ``with``), its database created first if new."""
+    from nbgrader.api import Gradebook
+
+    nbgrader_environment()
+    create_gradebook(course)
+    return Gradebook(course.db_url)
 
 
 @functools.cache

@@ -11,16 +11,14 @@ from __future__ import annotations
 import datetime
 import warnings
 
-from .course import Course, nbgrader_environment
+from .course import Course, open_gradebook
 
 
 def record(course: Course, assignment: str, notebook: str, student: str, public: dict, timestamp: str | None) -> None:
     """Write one student's graded result (the ``public`` part of :func:`grade_submission`) into the gradebook."""
-    from nbgrader.api import Gradebook
     from sqlalchemy.exc import SAWarning
 
-    nbgrader_environment(course)
-    with Gradebook(course.db_url) as gb, warnings.catch_warnings():
+    with open_gradebook(course) as gb, warnings.catch_warnings():
         # nbgrader's add_submission triggers harmless autoflush warnings with SQLAlchemy 2 (nbgrader's own
         # autograde shows them too); they would bury the grading summary.
         warnings.simplefilter("ignore", SAWarning)
@@ -42,10 +40,7 @@ def record(course: Course, assignment: str, notebook: str, student: str, public:
 
 def set_due_date(course: Course, assignment: str, due) -> None:
     """The assignment's due date in the gradebook (formgrader then shows late submissions); None clears it."""
-    from nbgrader.api import Gradebook
-
-    nbgrader_environment(course)
-    with Gradebook(course.db_url) as gb:
+    with open_gradebook(course) as gb:
         entry = gb.find_assignment(assignment)
         naive = due.astimezone(datetime.timezone.utc).replace(tzinfo=None) if due is not None else None
         if entry.duedate != naive:
@@ -59,11 +54,10 @@ def scores(course: Course, assignment: str, notebook: str, student: str) -> dict
     ``score`` is the hand-entered score if there is one, else the automatic
     one; ``graded`` is False while a written answer waits for hand grading.
     """
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    nbgrader_environment(course)
     out = {}
-    with Gradebook(course.db_url) as gb:
+    with open_gradebook(course) as gb:
         try:
             submission_nb = gb.find_submission_notebook(notebook, assignment, student)
         except MissingEntry:

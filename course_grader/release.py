@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import Course, load_nbgrader_config, nbgrader_environment
+from .course import Course, create_gradebook, load_nbgrader_config, nbgrader_environment, open_gradebook
 from .spec import HIDDEN_TESTS
 
 LEAK_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME", "Model answer")
@@ -44,7 +44,9 @@ def generate(course: Course, assignment: str, release_root: Path | None = None, 
 
     if not (course.solutions / assignment).is_dir():
         raise ReleaseError(f"there is no assignment {assignment!r} in {course.solutions}")
-    nbgrader_environment(course if database else None)
+    nbgrader_environment()
+    if database:
+        create_gradebook(course)
     config = load_nbgrader_config(course.root)
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.assignment_id = assignment
@@ -124,10 +126,9 @@ def _compare(cmp: filecmp.dircmp, prefix: Path) -> list[str]:
 def ensure_in_gradebook(course: Course, assignment: str) -> None:
     """Make sure the gradebook knows the assignment's notebooks and grade cells (generate a release
     into a throw-away folder if it does not: the committed stubs are left alone)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    nbgrader_environment(course)
-    with Gradebook(course.db_url) as gb:
+    with open_gradebook(course) as gb:
         try:
             if gb.find_assignment(assignment).notebooks:
                 return

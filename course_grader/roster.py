@@ -185,12 +185,9 @@ def install_roster(course: Course, source: Path, log=print) -> Roster:
 
 def names_into_gradebook(course: Course, roster: Roster) -> None:
     """Every roster student in nbgrader's gradebook with their name, e-mail and LMS id (formgrader shows them)."""
-    from nbgrader.api import Gradebook
+    from .course import open_gradebook
 
-    from .course import nbgrader_environment
-
-    nbgrader_environment(course)
-    with Gradebook(course.db_url) as gb:
+    with open_gradebook(course) as gb:
         for s in roster.students:
             first, last = s.first_and_last
             gb.update_or_create_student(
