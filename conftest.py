@@ -31,11 +31,20 @@ def pytest_terminal_summary(terminalreporter):
 
 def pytest_collection_modifyitems(config, items):
     """System tests (marker ``system``) run only in the last step of `python3 course.py test`, which sets
-    COURSE_SYSTEM_TESTS=1 (course.test_steps): they take minutes and start servers and Unix accounts."""
-    if os.environ.get("COURSE_SYSTEM_TESTS") == "1":
-        return
+    COURSE_SYSTEM_TESTS=1 (course.test_steps): they take minutes and start servers and Unix accounts. That step
+    collects only the files in course.SYSTEM_TEST_FILES, so a `system` test anywhere else stops the run here."""
     import pytest
 
+    elsewhere = _load_root_module("course").system_tests_elsewhere(
+        [item.nodeid for item in items if "system" in item.keywords]
+    )
+    if elsewhere:
+        raise pytest.UsageError(
+            f"system tests in {', '.join(elsewhere)}: add the file to SYSTEM_TEST_FILES in course.py, "
+            "or the system step of `python3 course.py test` never runs them"
+        )
+    if os.environ.get("COURSE_SYSTEM_TESTS") == "1":
+        return
     skip = pytest.mark.skip(
         reason="system test: run by the last step of `python3 course.py test` (COURSE_SYSTEM_TESTS=1)"
     )
@@ -44,19 +53,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def pytest_configure(config):
-    """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`)."""
+def _load_root_module(name: str, folder: str = ""):
+    """Import ``<folder>/<name>.py`` of this repository by path (course.py, docs/site_cache.py)."""
     import importlib.util
     from pathlib import Path
 
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_configure(config):
+    """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`)."""
     config.addinivalue_line("markers", "site: builds the course website and checks it in a browser (run last)")
     config.addinivalue_line(
         "markers", "system: starts real servers, Unix accounts or clusters; skipped unless COURSE_SYSTEM_TESTS=1"
     )
 
-    spec = importlib.util.spec_from_file_location("site_cache", Path(__file__).parent / "docs" / "site_cache.py")
-    site_cache = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site_cache)
+    site_cache = _load_root_module("site_cache", "docs")
     if site_cache.OutputRecorder.enabled():
         folder = site_cache.cache_dir(site_cache.site_mode())
         config.pluginmanager.register(site_cache.OutputRecorder(folder), "site_cache_recorder")

@@ -46,6 +46,14 @@ SITE_MARKER = "site"
 # instructors' guide run command by command): `test` runs them in a step of their own; elsewhere they skip
 # unless COURSE_SYSTEM_TESTS=1 (conftest.py).
 SYSTEM_MARKER = "system"
+# The files that hold them. That step collects only these (collecting all of tests/ costs each worker about 5 s of
+# CPU); conftest.py stops any run that finds a `system` test in another file (system_tests_elsewhere).
+SYSTEM_TEST_FILES = (
+    "tests/test_distributed_grading.py",
+    "tests/test_formgrader.py",
+    "tests/test_hub.py",
+    "tests/test_instructor_guide.py",
+)
 # A change to any of these triggers a reinstall.
 INSTALL_INPUTS = ("pyproject.toml", "requirements/constraints.txt", "course.py")
 
@@ -230,8 +238,14 @@ def test_steps(cmd: list[str], args: list[str], fast: bool) -> list[tuple[list[s
     return [
         ([*cmd, "-m", f"not {SITE_MARKER} and not {SYSTEM_MARKER}"], {}),
         ([*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"], {}),
-        ([*cmd, "-m", SYSTEM_MARKER, "tests"], {"COURSE_SYSTEM_TESTS": "1"}),
+        ([*cmd, "-m", SYSTEM_MARKER, *SYSTEM_TEST_FILES], {"COURSE_SYSTEM_TESTS": "1"}),
     ]
+
+
+def system_tests_elsewhere(node_ids: list[str]) -> list[str]:
+    """The files of these `system` tests (pytest node ids) that SYSTEM_TEST_FILES does not list: the last step of
+    `test` would never run them."""
+    return sorted({node_id.split("::", 1)[0] for node_id in node_ids} - set(SYSTEM_TEST_FILES))
 
 
 def site_command(python: Path | str, args: list[str]) -> tuple[list[str], dict[str, str], Path]:

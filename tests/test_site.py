@@ -206,7 +206,7 @@ def test_test_command_runs_the_site_tests_after_everything_else():
     first, second, third = course.test_steps(cmd, [], fast=True)
     assert first == ([*cmd, "-m", "not site and not system"], {})
     assert second == (["py", "-m", "pytest", "-m", "site", "tests/test_site.py"], {})
-    assert third == ([*cmd, "-m", "system", "tests"], {"COURSE_SYSTEM_TESTS": "1"})
+    assert third == ([*cmd, "-m", "system", *course.SYSTEM_TEST_FILES], {"COURSE_SYSTEM_TESTS": "1"})
     assert course.test_steps(cmd, ["-k", "rl_loop"], fast=True) == [(cmd, {})], "a narrowed run is one run"
     full, _ = course.test_command("py", ["--full"])
     assert course.test_steps(full, [], fast=False) == [(full, {})]
@@ -218,8 +218,8 @@ def test_system_tests_skip_unless_their_step_runs_them(monkeypatch):
     spec.loader.exec_module(root_conftest)
 
     class Item:
-        def __init__(self, *keywords):
-            self.keywords, self.markers = set(keywords), []
+        def __init__(self, *keywords, nodeid="tests/test_hub.py::test_x"):
+            self.keywords, self.markers, self.nodeid = set(keywords), [], nodeid
 
         def add_marker(self, marker):
             self.markers.append(marker)
@@ -237,6 +237,18 @@ def test_system_tests_skip_unless_their_step_runs_them(monkeypatch):
     assert skipped("0") == [True, False, False]
     assert skipped("1") == [False, False, False]
     assert course.SYSTEM_MARKER == "system"
+    # The system step collects only SYSTEM_TEST_FILES: a system test in any other file stops every run.
+    stray = Item("system", nodeid="tests/test_vec.py::test_new")
+    with pytest.raises(
+        pytest.UsageError, match=r"system tests in tests/test_vec\.py: add the file to SYSTEM_TEST_FILES"
+    ):
+        root_conftest.pytest_collection_modifyitems(None, [Item("system"), stray])
+    root_conftest.pytest_collection_modifyitems(None, [Item(nodeid="tests/test_vec.py::test_new")])  # unmarked: fine
+
+
+def test_the_system_step_collects_every_file_that_holds_system_tests():
+    for path in course.SYSTEM_TEST_FILES:
+        assert re.search(r"pytest\.mark\.system\b", (ROOT / path).read_text()), f"{path} holds no system test"
 
 
 def test_gitignore_keeps_build_output_out():
