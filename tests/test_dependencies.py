@@ -147,3 +147,23 @@ def test_reading_a_notebook_builds_no_uri_parser_at_import():
     assert loaded == ["False", "False"], (
         "importing nbformat also imported rfc3987_syntax/lark: is jsonschema >= 4.24 installed? (see pyproject.toml)"
     )
+
+
+def test_course_utils_and_notebook_setup_leave_pyplot_unimported():
+    """Every grading sandbox imports course_utils before the first cell and runs the notebook's notebook_setup:
+    neither imports matplotlib.pyplot (about 0.2 s of CPU per submission); plotting imports it when it plots."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, course_utils; course_utils.notebook_setup(0); import matplotlib as mpl; "
+        "print('matplotlib.pyplot' in sys.modules, mpl.rcParams['figure.figsize'] == [6.4, 3.6]); "
+        "course_utils.plot_learning_curves({'a': [[1.0, 2.0]]}); print('matplotlib.pyplot' in sys.modules)"
+    )
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert lines.stdout.split()[-3:] == ["False", "True", "True"], (
+        "course_utils or notebook_setup imported matplotlib.pyplot, or the course style was not applied: "
+        f"{lines.stdout!r}"
+    )
