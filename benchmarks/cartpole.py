@@ -63,6 +63,15 @@ FINAL_EPISODES = 20  # the evaluation at the end of the budget
 # --------------------------------------------------------------------------------------------------
 
 
+def first_held(history, target: float = TARGET, hold: int = HOLD):
+    """The first entry of ``history`` (tuples whose second item is an evaluation's mean) that is >= ``target`` and
+    followed by ``hold`` more that are all >= ``target``, or None: the "held" criterion."""
+    for i in range(len(history) - hold):
+        if all(h[1] >= target for h in history[i : i + hold + 1]):
+            return history[i]
+    return None
+
+
 class Protocol:
     """Callable ``(steps, net) -> stop`` applying the evaluation protocol during training.
 
@@ -101,10 +110,7 @@ class Protocol:
 
     def held(self):
         """The first evaluation >= target followed by ``hold`` more that are all >= target, or None."""
-        for i in range(len(self.history) - self.hold):
-            if all(h[1] >= self.target for h in self.history[i : i + self.hold + 1]):
-                return self.history[i]
-        return None
+        return first_held(self.history, self.target, self.hold)
 
     def evaluate(self, net) -> float:
         """The greedy policy's mean return over 10 episodes on the evaluation seeds 10000-10009."""

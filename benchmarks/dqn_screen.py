@@ -32,7 +32,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-TARGET, HOLD, EVAL_EVERY, FINAL_EPISODES = 475.0, 3, 1_000, 20
+from cartpole import FINAL_EPISODES, TARGET, first_held  # the benchmark's criteria
+
+EVAL_EVERY = 1_000
 VARIANTS = ("double", "dueling", "huber50")
 
 
@@ -107,14 +109,8 @@ def run(name: str, seed: int, changes: dict, variant: str | None) -> dict:
         return False
 
     result = dqn.train(dqn.DQNConfig(seed=seed, **changes), on_update=on_update, progress_bar=False)
-    held = next(
-        (
-            h[0]
-            for i, h in enumerate(history[: len(history) - HOLD])
-            if all(m >= TARGET for _, m in history[i : i + HOLD + 1])
-        ),
-        None,
-    )
+    held = first_held(history)
+    held = held[0] if held else None
     returns, endings = [], ""
     env = gym.make("CartPole-v1")
     for k in range(FINAL_EPISODES):
