@@ -35,9 +35,8 @@ def pytest_collection_modifyitems(config, items):
     collects only the files in course.SYSTEM_TEST_FILES, so a `system` test anywhere else stops the run here."""
     import pytest
 
-    elsewhere = _load_root_module("course").system_tests_elsewhere(
-        [item.nodeid for item in items if "system" in item.keywords]
-    )
+    system_items = [item for item in items if "system" in item.keywords]
+    elsewhere = _load_root_module("course").system_tests_elsewhere([item.nodeid for item in system_items])
     if elsewhere:
         raise pytest.UsageError(
             f"system tests in {', '.join(elsewhere)}: add the file to SYSTEM_TEST_FILES in course.py, "
@@ -48,9 +47,8 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(
         reason="system test: run by the last step of `python3 course.py test` (COURSE_SYSTEM_TESTS=1)"
     )
-    for item in items:
-        if "system" in item.keywords:
-            item.add_marker(skip)
+    for item in system_items:
+        item.add_marker(skip)
 
 
 def _load_root_module(name: str, folder: str = ""):
