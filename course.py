@@ -40,13 +40,15 @@ MIN_PYTHON = (3, 10)
 # The course website (docs/conf.py): where each mode's build goes. Its outputs come from the jupyter-cache the
 # test commands fill (docs/site_cache.py), so only notebooks changed since the last test run are executed.
 SITE_OUTPUT = {"full": Path("_build") / "html", "fast": Path("_build") / "html-fast"}
-# Tests marked `site` build that website and open it in a browser: `test` runs them after the rest (below).
+# Tests marked `site` (in SITE_TEST_FILE) build that website and open it in a browser: `test` runs them after the
+# rest, beside the system tests (test_steps).
 SITE_MARKER = "site"
+SITE_TEST_FILE = "tests/test_site.py"
 # Tests marked `system` start real servers, Unix accounts or clusters (JupyterHub, a Dask cluster, formgrader, the
-# instructors' guide run command by command): `test` runs them in a step of their own; elsewhere they skip
+# instructors' guide run command by command): only the last step of `test` runs them; elsewhere they skip
 # unless COURSE_SYSTEM_TESTS=1 (conftest.py).
 SYSTEM_MARKER = "system"
-# The files that hold them. That step collects only these (collecting all of tests/ costs each worker about 5 s of
+# The files that hold them. That step collects only these and SITE_TEST_FILE (collecting all of tests/ costs each worker about 5 s of
 # CPU); conftest.py stops any run that finds a `system` test in another file (system_tests_elsewhere).
 SYSTEM_TEST_FILES = (
     "tests/test_distributed_grading.py",
@@ -197,11 +199,11 @@ def ensure_browser() -> None:
 def test(args: list[str]) -> int:
     """Run the unit tests and every notebook under nbval in fast mode (``--full``: the notebooks in full mode).
 
-    Without arguments (the README's command) this is three pytest runs (:func:`test_steps`): everything but the
-    website's and the system tests, recording each notebook's outputs as it goes; the website's tests, which build
-    the fast-mode site from those outputs and check it in a browser (tests/test_site.py); the system tests (marker
-    ``system``: a real JupyterHub, a Dask cluster, formgrader's server, the instructors' guide run as typed). A run
-    narrowed by arguments is one run.
+    Without arguments (the README's command) this is two pytest runs (:func:`test_steps`): everything but the
+    website's and the system tests, recording each notebook's outputs as it goes; then, side by side, the website's
+    test, which builds the fast-mode site from those outputs and checks it in a browser (tests/test_site.py), and the
+    system tests (marker ``system``: a real JupyterHub, a Dask cluster, formgrader's server, the instructors' guide
+    run as typed). A run narrowed by arguments is one run.
     """
     python = ensure_installed()
     cmd, env = test_command(python, args)
@@ -230,15 +232,19 @@ def test(args: list[str]) -> int:
 
 def test_steps(cmd: list[str], args: list[str], fast: bool) -> list[tuple[list[str], dict[str, str]]]:
     """The pytest runs of ``test`` and the variables each adds to the environment. Without arguments: every test
-    but the website's and the system tests (notebooks two at a time); then the website's tests in one process,
-    once the notebooks' outputs they build from are all recorded; then the system tests, two files at a time
-    (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them)."""
+    but the website's and the system tests (notebooks two at a time); then, once the notebooks' outputs the website
+    builds from are all recorded, the website's test and the system tests, two files at a time
+    (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them). Neither of the
+    last two keeps both cores busy alone (the site's build is one process, the system tests wait on servers), so
+    they share one run."""
     if args or not fast:
         return [(cmd, {})]
     return [
         ([*cmd, "-m", f"not {SITE_MARKER} and not {SYSTEM_MARKER}"], {}),
-        ([*cmd[:3], "-m", SITE_MARKER, "tests/test_site.py"], {}),
-        ([*cmd, "-m", SYSTEM_MARKER, *SYSTEM_TEST_FILES], {"COURSE_SYSTEM_TESTS": "1"}),
+        (
+            [*cmd, "-m", f"{SITE_MARKER} or {SYSTEM_MARKER}", SITE_TEST_FILE, *SYSTEM_TEST_FILES],
+            {"COURSE_SYSTEM_TESTS": "1"},
+        ),
     ]
 
 

@@ -4,7 +4,7 @@ Quick tests of its logic run with the other tests: the cache key (code cells, no
 (mode and code), progress bars left out, nbval's outputs recorded by two xdist workers into one cache, the
 commands course.py builds. The test marked ``site`` builds the fast-mode website from the outputs the fast
 suite recorded and opens every page in headless Chromium; `python3 course.py test` runs it after all the
-other tests (course.test_steps), when those outputs exist.
+other tests but the system tests, beside which it runs (course.test_steps), when those outputs exist.
 """
 
 from __future__ import annotations
@@ -201,12 +201,13 @@ def test_site_command_per_mode(monkeypatch):
     assert str(ROOT / "_build" / "doctrees" / "full") in cmd, "each mode keeps its own Sphinx environment"
 
 
-def test_test_command_runs_the_site_tests_after_everything_else():
+def test_test_command_runs_the_site_and_system_tests_after_everything_else():
     cmd, env = course.test_command("py", [])
-    first, second, third = course.test_steps(cmd, [], fast=True)
+    first, second = course.test_steps(cmd, [], fast=True)
     assert first == ([*cmd, "-m", "not site and not system"], {})
-    assert second == (["py", "-m", "pytest", "-m", "site", "tests/test_site.py"], {})
-    assert third == ([*cmd, "-m", "system", *course.SYSTEM_TEST_FILES], {"COURSE_SYSTEM_TESTS": "1"})
+    files = ["tests/test_site.py", *course.SYSTEM_TEST_FILES]
+    assert second == ([*cmd, "-m", "site or system", *files], {"COURSE_SYSTEM_TESTS": "1"})
+    assert Path(__file__).relative_to(ROOT).as_posix() == course.SITE_TEST_FILE
     assert course.test_steps(cmd, ["-k", "rl_loop"], fast=True) == [(cmd, {})], "a narrowed run is one run"
     full, _ = course.test_command("py", ["--full"])
     assert course.test_steps(full, [], fast=False) == [(full, {})]
