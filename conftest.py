@@ -3,6 +3,7 @@
 nbval runs a notebook as one test per cell; this adds the cells' times (kernel start included)
 per notebook and prints them as a table, so `python3 course.py test --full` reports what each
 notebook costs a student. With two workers the notebooks share the CPU, so times are upper bounds.
+A notebook kernel that dies before it answers is started once more (retrying_kernel_start).
 """
 
 from __future__ import annotations
@@ -62,12 +63,52 @@ def _load_root_module(name: str, folder: str = ""):
     return module
 
 
+def retrying_kernel_start(start, warn=None):
+    """nbval's ``start_new_kernel`` (``start``), made to try a second time when the kernel dies before it answers.
+
+    No cell has run then: the notebook is not at fault, the machine is (seen once in CI: a kernel of a full-mode
+    run died within 2 s of its start, and nbval reported each of the notebook's 40 cells as an error). nbval sends
+    the kernel's stderr to /dev/null; here it goes to a temporary file, whose end is shown in a warning when a
+    start is retried, and in the error when the second start fails too.
+    """
+    import tempfile
+    import warnings
+
+    warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=2))
+
+    def start_with_retry(*args, **kwargs):
+        for attempt in (1, 2):
+            stderr = tempfile.TemporaryFile("w+")  # the kernel writes to its own copy of this file descriptor
+            try:
+                return start(*args, **{**kwargs, "stderr": stderr})
+            except RuntimeError as err:
+                stderr.seek(0)
+                printed = stderr.read()[-3000:].strip() or "(nothing)"
+                if attempt == 2:
+                    raise RuntimeError(f"{err}, twice; the kernel printed:\n{printed}") from err
+                warn(f"a notebook kernel died at start-up ({err}); starting it again. It printed:\n{printed}")
+            finally:
+                stderr.close()
+
+    start_with_retry.retries = True
+    return start_with_retry
+
+
 def pytest_configure(config):
-    """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`)."""
+    """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`);
+    start notebook kernels with one retry (retrying_kernel_start)."""
     config.addinivalue_line("markers", "site: builds the course website and checks it in a browser (run last)")
     config.addinivalue_line(
         "markers", "system: starts real servers, Unix accounts or clusters; skipped unless COURSE_SYSTEM_TESTS=1"
     )
+
+    try:
+        import nbval.kernel
+    except ImportError:  # pragma: no cover - nbval is a test dependency
+        pass
+    else:
+        if not getattr(nbval.kernel.start_new_kernel, "retries", False):
+            nbval.kernel.start_new_kernel = retrying_kernel_start(nbval.kernel.start_new_kernel)
 
     site_cache = _load_root_module("site_cache", "docs")
     if site_cache.OutputRecorder.enabled():
