@@ -48,8 +48,9 @@ SITE_TEST_FILE = "tests/test_site.py"
 # instructors' guide run command by command): only the last step of `test` runs them; elsewhere they skip
 # unless COURSE_SYSTEM_TESTS=1 (conftest.py).
 SYSTEM_MARKER = "system"
-# The files that hold them. That step collects only these and SITE_TEST_FILE (collecting all of tests/ costs each worker about 5 s of
-# CPU); conftest.py stops any run that finds a `system` test in another file (system_tests_elsewhere).
+# The files that hold them. That step collects only these and SITE_TEST_FILE (collecting all of tests/ costs each
+# worker about 5 s of CPU); conftest.py stops any run that finds a `system` test in another file
+# (system_tests_elsewhere).
 SYSTEM_TEST_FILES = (
     "tests/test_distributed_grading.py",
     "tests/test_formgrader.py",
@@ -234,9 +235,8 @@ def test_steps(cmd: list[str], args: list[str], fast: bool) -> list[tuple[list[s
     """The pytest runs of ``test`` and the variables each adds to the environment. Without arguments: every test
     but the website's and the system tests (notebooks two at a time); then, once the notebooks' outputs the website
     builds from are all recorded, the website's test and the system tests, two files at a time
-    (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them). Neither of the
-    last two keeps both cores busy alone (the site's build is one process, the system tests wait on servers), so
-    they share one run."""
+    (``COURSE_SYSTEM_TESTS=1``: they start servers and Unix accounts, so only this step runs them). The website's
+    test is one process for most of its length (Sphinx, then one browser tab) and alone would leave a core idle."""
     if args or not fast:
         return [(cmd, {})]
     return [
