@@ -33,6 +33,21 @@ def one_torch_thread():
     set_torch_threads(previous)
 
 
+@pytest.fixture(scope="session")
+def root_conftest():
+    """The repository's root conftest.py as a module of its own, for tests of its hooks and helpers (pytest
+    loads it as a plugin, not as an importable module)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "root_conftest", Path(__file__).resolve().parent.parent / "conftest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def chromium_browser():
     """Debian's chromium, headless, launched by Playwright (no browser download): the browser tests' browser.

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("root_conftest_for_kernels", ROOT / "conftest.py")
-root_conftest = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(root_conftest)
 
 
 def flaky_start(failures: int, calls: list):
@@ -27,7 +19,7 @@ def flaky_start(failures: int, calls: list):
     return start
 
 
-def test_a_kernel_that_dies_once_is_started_again_and_the_warning_shows_what_it_printed():
+def test_a_kernel_that_dies_once_is_started_again_and_the_warning_shows_what_it_printed(root_conftest):
     calls, warned = [], []
     start = root_conftest.retrying_kernel_start(flaky_start(1, calls), warn=warned.append)
     assert start(kernel_name="k", cwd="notebooks") == ("km", "kc")
@@ -35,7 +27,7 @@ def test_a_kernel_that_dies_once_is_started_again_and_the_warning_shows_what_it_
     assert len(warned) == 1 and "Address already in use (start 1)" in warned[0], warned
 
 
-def test_a_kernel_that_dies_twice_fails_with_what_it_printed_and_no_third_start():
+def test_a_kernel_that_dies_twice_fails_with_what_it_printed_and_no_third_start(root_conftest):
     calls, warned = [], []
     start = root_conftest.retrying_kernel_start(flaky_start(5, calls), warn=warned.append)
     with pytest.raises(RuntimeError, match=r"(?s)twice; the kernel printed:.*Address already in use \(start 2\)"):
@@ -43,7 +35,7 @@ def test_a_kernel_that_dies_twice_fails_with_what_it_printed_and_no_third_start(
     assert calls == ["k", "k"] and len(warned) == 1
 
 
-def test_a_kernel_that_starts_is_started_once_without_a_warning():
+def test_a_kernel_that_starts_is_started_once_without_a_warning(root_conftest):
     calls, warned = [], []
     start = root_conftest.retrying_kernel_start(flaky_start(0, calls), warn=warned.append)
     assert start(kernel_name="k") == ("km", "kc") and calls == ["k"] and warned == []

@@ -129,11 +129,18 @@ TINY_CONFTEST = """
 import importlib.util, os
 from pathlib import Path
 
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 def pytest_configure(config):
-    spec = importlib.util.spec_from_file_location("sc", {site_cache!r})
-    sc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sc)
+    sc = load("sc", {site_cache!r})
     config.pluginmanager.register(sc.OutputRecorder(Path(os.environ["SITE_CACHE_UNDER_TEST"]), Path(__file__).parent))
+    # Kernels start as in the test command: once more if one dies before it answers (the root conftest.py).
+    import nbval.kernel
+    nbval.kernel.start_new_kernel = load("rc", {root_conftest!r}).retrying_kernel_start(nbval.kernel.start_new_kernel)
 """
 
 
@@ -145,7 +152,9 @@ def test_nbval_outputs_are_cached_by_both_xdist_workers(tmp_path):
 
     books = tmp_path / "books"
     books.mkdir()
-    (books / "conftest.py").write_text(TINY_CONFTEST.format(site_cache=str(ROOT / "docs" / "site_cache.py")))
+    (books / "conftest.py").write_text(
+        TINY_CONFTEST.format(site_cache=str(ROOT / "docs" / "site_cache.py"), root_conftest=str(ROOT / "conftest.py"))
+    )
     (books / "pytest.ini").write_text("[pytest]\n")
     sources = {
         "a_prints.ipynb": [
@@ -176,7 +185,7 @@ def test_nbval_outputs_are_cached_by_both_xdist_workers(tmp_path):
     assert result.returncode == 1 and "1 failed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
     cache = get_cache(cache_folder)
     stored = {Path(record.uri).name: record for record in cache.list_cache_records()}
-    assert set(stored) == {"a_prints.ipynb", "b_bar.ipynb"}, stored
+    assert set(stored) == {"a_prints.ipynb", "b_bar.ipynb"}, f"{stored}\n{result.stdout[-4000:]}"
     # loadfile hands the first two files to the two workers: each wrote into the one cache.
     assert {record.data["worker"] for record in stored.values()} == {"gw0", "gw1"}
     _, a = cache.merge_match_into_notebook(nbformat.read(books / "a_prints.ipynb", as_version=4))
@@ -213,11 +222,7 @@ def test_test_command_runs_the_site_and_system_tests_after_everything_else():
     assert course.test_steps(full, [], fast=False) == [(full, {})]
 
 
-def test_system_tests_skip_unless_their_step_runs_them(monkeypatch):
-    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-    root_conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(root_conftest)
-
+def test_system_tests_skip_unless_their_step_runs_them(monkeypatch, root_conftest):
     class Item:
         def __init__(self, *keywords, nodeid="tests/test_hub.py::test_x"):
             self.keywords, self.markers, self.nodeid = set(keywords), [], nodeid
