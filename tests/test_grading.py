@@ -281,6 +281,7 @@ def test_every_failure_is_reported_with_a_clear_reason(corpus, name):
         assert any("ran for more than" in p for p in public(run, "looping")["problems"]), "the looping cell is lost"
         assert any("died" in p for p in public(run, "crash_exit")["problems"])
         assert any(c["error"] and "MemoryError" in c["error"] for c in public(run, "cheat_escapes")["cells"])
+        assert all("unpacks to more than" in messages("cheat_npz_bomb", q) for q in specifics.PACKED_QUESTIONS)
         assert all(
             public(run, "cheat_fewer_results")["questions"][q]["status"] in ("malformed", "passed")
             for q in run["ctx"].question_ids

@@ -14,6 +14,8 @@ module ``grading_corpus/<assignment>.py`` with
 - ``LOOP_FUNCTION``: a function of the solution to replace by an infinite loop;
 - ``RAISE_FUNCTION``: a function of the solution to replace by one that raises;
 - ``QUESTIONS_USING``: for each of those, the questions that call it;
+- ``PACKED_QUESTIONS`` (``HOSTILE_ASSIGNMENT`` only): the questions whose results are tensors packed by the
+  driver (``h.call_arrays``), which the zip-bomb case attacks;
 - ``specific_cases(ctx)``: assignment-specific cases (partly wrong answers).
 """
 
@@ -351,12 +353,12 @@ CHEAT_NPZ_BOMB = (
     FIND_RUNNER
     + """import base64, io, zipfile
 import numpy as np
-buffer = io.BytesIO()
-with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+buffer = io.BytesIO()  # 272 MiB of zeros in 1.2 MB (the fastest level: 0.7 s of CPU, far below the cell's limit)
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
     with zf.open("value.npy", "w", force_zip64=True) as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2**27,)})
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (17 * 2**22,)})
         zeros = bytes(2**24)
-        for _ in range(32):
+        for _ in range(17):
             f.write(zeros)
 BOMB = {"__npz__": base64.b64encode(buffer.getvalue()).decode("ascii")}
 _classes["Helpers"].arrays = lambda self, mapping: BOMB
@@ -495,6 +497,8 @@ def hostile_cases(ctx: Context) -> list[Case]:
             lambda c: dump(append_code(read(c.solution), CHEAT_NPZ_BOMB)),
             "the solution, with every returned tensor packed as a zip bomb",
             base="solution",
+            # the bomb reaches the grader: each question whose result is packed tensors scores 0, the others full
+            expect={q: (0.0 if q in spec.PACKED_QUESTIONS else "full") for q in q_all},
         ),
     ]
 
