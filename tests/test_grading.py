@@ -192,6 +192,25 @@ def test_each_case_gets_the_required_scores(corpus, name):
         )
 
 
+def test_every_attack_ran_to_its_end(corpus, name):
+    """A cheat whose own cell is stopped (a time limit, a crash) tests nothing: each cell that announces an attack
+    ("CHEAT" in its source) must have finished, except the forged messages, which end the channel they write to.
+    (The zip bomb's cell once ran over the corpus's time limit, and the case passed without the bomb installed.)"""
+    course, runs = corpus
+    run = runs[name]
+    stopped = []
+    for student in run["cases"]:
+        try:
+            cells = json.loads(run["built"][student]).get("cells", [])
+        except ValueError:  # invalid_json: never run
+            continue
+        attacks = {i for i, c in enumerate(cells) if c["cell_type"] == "code" and "CHEAT" in "".join(c["source"])}
+        for cell in public(run, student)["cells"]:
+            if cell["index"] in attacks and cell["status"] != "ok" and student != "cheat_protocol":
+                stopped.append(f"{student}: cell {cell['index']} {cell['status']}: {(cell['error'] or '')[:200]}")
+    assert not stopped, "\n".join(stopped)
+
+
 def test_no_cheat_scores_more_than_the_same_honest_submission(corpus, name):
     course, runs = corpus
     run = runs[name]

@@ -8,6 +8,7 @@ from test_grading import (  # noqa: F401 - the fixture and the hook are used by 
     corpus,
     pytest_generate_tests,
     test_each_case_gets_the_required_scores,
+    test_every_attack_ran_to_its_end,
     test_every_failure_is_reported_with_a_clear_reason,
     test_every_submission_is_graded_once_without_grader_errors,
     test_export_writes_per_question_scores_including_hand_grading,
