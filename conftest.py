@@ -94,6 +94,17 @@ def retrying_kernel_start(start, warn=None):
     return start_with_retry
 
 
+def install_kernel_retry():
+    """Make nbval start every notebook kernel through retrying_kernel_start (once per process). Called by
+    pytest_configure below, and by the nbval run that tests/test_site.py starts with a conftest of its own."""
+    try:
+        import nbval.kernel
+    except ImportError:  # pragma: no cover - nbval is a test dependency
+        return
+    if not getattr(nbval.kernel.start_new_kernel, "retries", False):
+        nbval.kernel.start_new_kernel = retrying_kernel_start(nbval.kernel.start_new_kernel)
+
+
 def pytest_configure(config):
     """Keep the outputs nbval produces, for the course website (docs/site_cache.py; `python3 course.py site`);
     start notebook kernels with one retry (retrying_kernel_start)."""
@@ -102,13 +113,7 @@ def pytest_configure(config):
         "markers", "system: starts real servers, Unix accounts or clusters; skipped unless COURSE_SYSTEM_TESTS=1"
     )
 
-    try:
-        import nbval.kernel
-    except ImportError:  # pragma: no cover - nbval is a test dependency
-        pass
-    else:
-        if not getattr(nbval.kernel.start_new_kernel, "retries", False):
-            nbval.kernel.start_new_kernel = retrying_kernel_start(nbval.kernel.start_new_kernel)
+    install_kernel_retry()
 
     site_cache = _load_root_module("site_cache", "docs")
     if site_cache.OutputRecorder.enabled():

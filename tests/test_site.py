@@ -139,8 +139,7 @@ def pytest_configure(config):
     sc = load("sc", {site_cache!r})
     config.pluginmanager.register(sc.OutputRecorder(Path(os.environ["SITE_CACHE_UNDER_TEST"]), Path(__file__).parent))
     # Kernels start as in the test command: once more if one dies before it answers (the root conftest.py).
-    import nbval.kernel
-    nbval.kernel.start_new_kernel = load("rc", {root_conftest!r}).retrying_kernel_start(nbval.kernel.start_new_kernel)
+    load("rc", {root_conftest!r}).install_kernel_retry()
 """
 
 
