@@ -10,8 +10,15 @@ Each run trains ``course_utils.algorithms.dqn.train(DQNConfig(seed=s, **changes)
 budget, one process per seed, one torch thread. ``key=value`` arguments are DQNConfig fields (values
 are Python literals, e.g. ``hidden=(256,256)``). ``--variant`` swaps in one piece that DQNConfig does
 not have: ``double`` (the double-DQN target: the online network picks a', θ⁻ scores it), ``dueling``
-(Q = V + A − mean A from one 64-64 ReLU body) or ``huber50`` (the Huber loss with its threshold at 50
-instead of 1).
+(Q = V + A − mean A from one 64-64 ReLU body), ``huber50`` (the Huber loss with its threshold at 50
+instead of 1) or ``per`` (proportional prioritized replay, Schaul et al. 2016: transition i is drawn
+with probability ∝ (|δ_i| + 1e-6)^0.6, new ones at the largest priority so far, each squared or Huber
+error weighted by (N P(i))^−β / max_j (N P(j))^−β, β rising linearly from 0.4 to 1 over the run's
+gradient steps), ``nstep3`` (3-step returns: y = r_t + γ r_{t+1} + γ² r_{t+2} + γ³ (1 − terminated)
+max_a' Q(s_{t+3}, a'; θ⁻), shorter at an episode's end) or ``scaled`` (CartPole's observation divided
+by (2.4, 3, 0.21, 3), its usual ranges, before the first layer) or ``al`` (advantage learning,
+Bellemare et al. 2016, which widens the action gap: y = r + γ (1 − terminated) max_a' Q(s', a'; θ⁻)
+− 0.9 (max_b Q(s, b; θ⁻) − Q(s, a; θ⁻))).
 
 The criteria are those of ``benchmarks/cartpole.py``, with evaluations that go on after "held":
 the greedy policy (10 episodes, seeds 10000-10009) at the first update after each multiple of
@@ -35,11 +42,12 @@ from pathlib import Path
 from cartpole import FINAL_EPISODES, TARGET, first_held  # the benchmark's criteria
 
 EVAL_EVERY = 1_000
-VARIANTS = ("double", "dueling", "huber50")
+VARIANTS = ("double", "dueling", "huber50", "per", "nstep3", "scaled", "al")
 
 
-def _install_variant(dqn, variant: str) -> None:
+def _install_variant(dqn, variant: str, gamma: float) -> None:
     """Replace one piece of course_utils.algorithms.dqn for this process (the module looks them up at call time)."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -67,6 +75,109 @@ def _install_variant(dqn, variant: str) -> None:
                 return batch["reward"] + gamma * (1.0 - batch["terminated"]) * next_q
 
         dqn.make_q_network, dqn.td_target = make_and_remember, double_target
+    elif variant == "per":
+        alpha, beta0, tiny = 0.6, 0.4, 1e-6
+        buffers = []
+
+        class Prioritized(dqn.ReplayBuffer):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.scaled = np.zeros(self.capacity)  # priority^α of each stored transition
+                self.top, self.draws, self.index = 1.0, 0, None
+                buffers.append(self)
+
+            def add(self, *args):
+                slot = self.pos
+                super().add(*args)
+                self.scaled[slot] = self.top**alpha
+
+            def sample(self, batch_size):
+                total = np.cumsum(self.scaled[: self.size])
+                self.index = np.minimum(np.searchsorted(total, self.rng.random(batch_size) * total[-1]), self.size - 1)
+                probs = self.scaled[: self.size] / total[-1]
+                beta = min(1.0, beta0 + (1 - beta0) * self.draws / 12_250)  # 12,250: the default run's gradient steps
+                self.draws += 1
+                weights = (probs[self.index] / probs.min()) ** -beta  # (N P(i))^-β over its largest value
+                batch = super()._gather(self.index)
+                batch["weight"] = torch.as_tensor(weights, dtype=torch.float32)
+                return batch
+
+        def weighted_loss(q_net, target_net, batch, gamma, loss="huber"):
+            q_taken = q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)
+            error = dqn.td_target(target_net, batch, gamma) - q_taken
+            buffer = buffers[0]
+            priority = error.detach().abs().numpy() + tiny
+            buffer.scaled[buffer.index] = priority**alpha
+            buffer.top = max(buffer.top, float(priority.max()))
+            per_item = F.huber_loss(error, torch.zeros_like(error), reduction="none") if loss == "huber" else error**2
+            return (batch["weight"] * per_item).mean()
+
+        dqn.ReplayBuffer, dqn.td_loss = Prioritized, weighted_loss
+    elif variant == "nstep3":
+        n = 3
+
+        class NStep(dqn.ReplayBuffer):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.steps = np.zeros(self.capacity, dtype=np.float32)  # k of the stored k-step transition
+                self.pending = []
+
+            def _emit(self):  # the oldest pending transition, with the rewards of those after it
+                k = len(self.pending)
+                first, last = self.pending[0], self.pending[-1]
+                ret = sum(gamma**j * p[2] for j, p in enumerate(self.pending))
+                self.steps[self.pos] = k
+                super().add(first[0], first[1], ret, last[3], last[4])
+                self.pending.pop(0)
+
+            def add(self, obs, action, reward, next_obs, terminated):
+                if self.pending and not np.array_equal(obs, self.pending[-1][3]):  # a reset after a time limit
+                    while self.pending:
+                        self._emit()
+                self.pending.append((np.array(obs), action, float(reward), np.array(next_obs), terminated))
+                if terminated:
+                    while self.pending:
+                        self._emit()
+                elif len(self.pending) == n:
+                    self._emit()
+
+            def _gather(self, index):
+                batch = super()._gather(index)
+                batch["steps"] = torch.from_numpy(self.steps[index])
+                return batch
+
+        def nstep_target(target_net, batch, gamma):
+            with torch.no_grad():
+                next_q = target_net(batch["next_obs"].float()).max(dim=1).values
+                return batch["reward"] + gamma ** batch["steps"] * (1.0 - batch["terminated"]) * next_q
+
+        dqn.ReplayBuffer, dqn.td_target = NStep, nstep_target
+    elif variant == "scaled":
+        make = dqn.make_q_network
+
+        def make_scaled(obs_dim, n_actions, hidden=(64, 64)):
+            scale = torch.tensor([1 / 2.4, 1 / 3.0, 1 / 0.21, 1 / 3.0])
+            return nn.Sequential(Scale(scale), *make(obs_dim, n_actions, hidden))
+
+        class Scale(nn.Module):
+            def __init__(self, scale):
+                super().__init__()
+                self.register_buffer("scale", scale)
+
+            def forward(self, obs):
+                return obs * self.scale
+
+        dqn.make_q_network = make_scaled
+    elif variant == "al":
+
+        def advantage_learning_target(target_net, batch, gamma):
+            with torch.no_grad():
+                y = target_net(batch["next_obs"].float()).max(dim=1).values
+                here = target_net(batch["obs"].float())
+                gap = here.max(dim=1).values - here.gather(1, batch["action"].unsqueeze(1)).squeeze(1)
+                return batch["reward"] + gamma * (1.0 - batch["terminated"]) * y - 0.9 * gap
+
+        dqn.td_target = advantage_learning_target
     elif variant == "dueling":
 
         class Dueling(nn.Module):
@@ -100,7 +211,7 @@ def run(name: str, seed: int, changes: dict, variant: str | None) -> dict:
 
     torch.set_num_threads(1)
     if variant:
-        _install_variant(dqn, variant)
+        _install_variant(dqn, variant, changes.get("gamma", dqn.DQNConfig.gamma))
     history: list[tuple[int, float]] = []
 
     def on_update(steps, q_net):

@@ -65,7 +65,7 @@ class DQNConfig:
     Q ≈ 1/(1 − γ) = 50) that the greedy policy rides on. Measured on 10 seeds
     with the benchmark's protocol, 50k steps: final 20-episode evaluation ≥ 475 on
     3/10 seeds without it, 5/10 with it (a partial fix); notebook 08, section 8b.
-    ``benchmarks/RESULTS.md`` ("DQN's late collapse") screens 19 alternatives: the squared
+    ``benchmarks/RESULTS.md`` ("DQN's late collapse") screens 28 configurations: the squared
     error with γ = 0.99 ends solved more often (15/20 seeds against 10/20), but the ablation
     without a target network then learns too, so the defaults keep the paper's Huber loss.
     """
