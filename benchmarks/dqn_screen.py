@@ -9,16 +9,21 @@
 Each run trains ``course_utils.algorithms.dqn.train(DQNConfig(seed=s, **changes))`` for its whole
 budget, one process per seed, one torch thread. ``key=value`` arguments are DQNConfig fields (values
 are Python literals, e.g. ``hidden=(256,256)``). ``--variant`` swaps in one piece that DQNConfig does
-not have: ``double`` (the double-DQN target: the online network picks a', θ⁻ scores it), ``dueling``
-(Q = V + A − mean A from one 64-64 ReLU body), ``huber50`` (the Huber loss with its threshold at 50
-instead of 1) or ``per`` (proportional prioritized replay, Schaul et al. 2016: transition i is drawn
-with probability ∝ (|δ_i| + 1e-6)^0.6, new ones at the largest priority so far, each squared or Huber
-error weighted by (N P(i))^−β / max_j (N P(j))^−β, β rising linearly from 0.4 to 1 over the run's
-gradient steps), ``nstep3`` (3-step returns: y = r_t + γ r_{t+1} + γ² r_{t+2} + γ³ (1 − terminated)
-max_a' Q(s_{t+3}, a'; θ⁻), shorter at an episode's end) or ``scaled`` (CartPole's observation divided
-by (2.4, 3, 0.21, 3), its usual ranges, before the first layer) or ``al`` (advantage learning,
-Bellemare et al. 2016, which widens the action gap: y = r + γ (1 − terminated) max_a' Q(s', a'; θ⁻)
-− 0.9 (max_b Q(s, b; θ⁻) − Q(s, a; θ⁻))).
+not have:
+
+- ``double``: the double-DQN target (the online network picks a', θ⁻ scores it);
+- ``dueling``: Q = V + A − mean A from one 64-64 ReLU body;
+- ``huber50``: the Huber loss with its threshold at 50 instead of 1;
+- ``per``: proportional prioritized replay (Schaul et al. 2016): transition i is drawn with
+  probability ∝ (|δ_i| + 1e-6)^0.6, new ones at the largest priority so far, each squared or Huber
+  error weighted by (N P(i))^−β / max_j (N P(j))^−β, β rising linearly from 0.4 to 1 over 12,250
+  gradient steps (the default budget's);
+- ``nstep3``: 3-step returns, y = r_t + γ r_{t+1} + γ² r_{t+2} + γ³ (1 − terminated)
+  max_a' Q(s_{t+3}, a'; θ⁻), with fewer steps at an episode's end;
+- ``scaled``: CartPole's observation divided by (2.4, 3, 0.21, 3), its usual ranges, before the
+  first layer;
+- ``al``: advantage learning (Bellemare et al. 2016), which widens the action gap:
+  y = r + γ (1 − terminated) max_a' Q(s', a'; θ⁻) − 0.9 (max_b Q(s, b; θ⁻) − Q(s, a; θ⁻)).
 
 The criteria are those of ``benchmarks/cartpole.py``, with evaluations that go on after "held":
 the greedy policy (10 episodes, seeds 10000-10009) at the first update after each multiple of
