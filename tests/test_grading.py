@@ -198,14 +198,14 @@ def test_every_attack_ran_to_its_end(corpus, name):
     (The zip bomb's cell once ran over the corpus's time limit, and the case passed without the bomb installed.)"""
     course, runs = corpus
     run = runs[name]
-    stopped, attacked = [], []
+    stopped, attacked = [], False
     for student in run["cases"]:
         try:
             cells = json.loads(run["built"][student]).get("cells", [])
         except ValueError:  # invalid_json: never run
             continue
         attacks = {i for i, c in enumerate(cells) if c["cell_type"] == "code" and "CHEAT" in "".join(c["source"])}
-        attacked += [student] if attacks else []
+        attacked = attacked or bool(attacks)
         for cell in public(run, student)["cells"]:
             if cell["index"] in attacks and cell["status"] != "ok" and student != "cheat_protocol":
                 stopped.append(f"{student}: cell {cell['index']} {cell['status']}: {(cell['error'] or '')[:200]}")
