@@ -4,26 +4,30 @@
     .venv/bin/python benchmarks/dqn_screen.py defaults --seeds 0 1 2 --out /tmp/screen.jsonl
     .venv/bin/python benchmarks/dqn_screen.py mse-0.99 loss=mse gamma=0.99 --out /tmp/screen.jsonl
     .venv/bin/python benchmarks/dqn_screen.py double --variant double --out /tmp/screen.jsonl
+    .venv/bin/python benchmarks/dqn_screen.py fix loss=mse gamma=0.99 eps_end=0.1 prioritized_replay=True \
+        "obs_scale=(2.4, 3, 0.21, 3)" --seeds 0 1 2 --out /tmp/screen.jsonl
     .venv/bin/python benchmarks/dqn_screen.py --report /tmp/screen.jsonl
 
 Each run trains ``course_utils.algorithms.dqn.train(DQNConfig(seed=s, **changes))`` for its whole
 budget, one process per seed, one torch thread. ``key=value`` arguments are DQNConfig fields (values
-are Python literals, e.g. ``hidden=(256,256)``). ``--variant`` swaps in one piece that DQNConfig does
-not have:
+are Python literals, e.g. ``hidden=(256,256)``), among them the two pieces the screen found
+(``prioritized_replay=True``, ``obs_scale``). ``--variant`` (repeat it to combine) swaps in one piece
+that DQNConfig does not have:
 
 - ``double``: the double-DQN target (the online network picks a', θ⁻ scores it);
 - ``dueling``: Q = V + A − mean A from one 64-64 ReLU body;
 - ``huber50``: the Huber loss with its threshold at 50 instead of 1;
-- ``per``: proportional prioritized replay (Schaul et al. 2016): transition i is drawn with
-  probability ∝ (|δ_i| + 1e-6)^0.6, new ones at the largest priority so far, each squared or Huber
-  error weighted by (N P(i))^−β / max_j (N P(j))^−β, β rising linearly from 0.4 to 1 over 12,250
-  gradient steps (the default budget's);
 - ``nstep3``: 3-step returns, y = r_t + γ r_{t+1} + γ² r_{t+2} + γ³ (1 − terminated)
   max_a' Q(s_{t+3}, a'; θ⁻), with fewer steps at an episode's end;
-- ``scaled``: CartPole's observation divided by (2.4, 3, 0.21, 3), its usual ranges, before the
-  first layer;
 - ``al``: advantage learning (Bellemare et al. 2016), which widens the action gap:
-  y = r + γ (1 − terminated) max_a' Q(s', a'; θ⁻) − 0.9 (max_b Q(s, b; θ⁻) − Q(s, a; θ⁻)).
+  y = r + γ (1 − terminated) max_a' Q(s', a'; θ⁻) − 0.9 (max_b Q(s, b; θ⁻) − Q(s, a; θ⁻));
+- ``ema``: the evaluations (and the final network) use θ̄, an average of the online weights,
+  θ̄ ← θ̄ + 0.002 (θ − θ̄) after every gradient step (Polyak averaging of the policy itself).
+
+The variants ``per`` and ``scaled`` of the rows measured on 4 December (commit c329e64) are the
+config fields ``prioritized_replay=True`` and ``obs_scale=(2.4, 3, 0.21, 3)`` now, with one
+difference: β then rose over a fixed 12,250 draws, now over the run's own number of gradient steps
+(12,256 for the default budget).
 
 The criteria are those of ``benchmarks/cartpole.py``, with evaluations that go on after "held":
 the greedy policy (10 episodes, seeds 10000-10009) at the first update after each multiple of
@@ -47,11 +51,15 @@ from pathlib import Path
 from cartpole import FINAL_EPISODES, TARGET, first_held  # the benchmark's criteria
 
 EVAL_EVERY = 1_000
-VARIANTS = ("double", "dueling", "huber50", "per", "nstep3", "scaled", "al")
+VARIANTS = ("double", "dueling", "huber50", "nstep3", "al", "ema")
+EMA_RATE = 0.002  # ``ema``: θ̄ ← θ̄ + 0.002 (θ − θ̄) per gradient step, a memory of about 500 steps
+AVERAGED: list = []  # ``ema``: the averaged network, which the evaluations then use
 
 
 def _install_variant(dqn, variant: str, gamma: float) -> None:
     """Replace one piece of course_utils.algorithms.dqn for this process (the module looks them up at call time)."""
+    import copy
+
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -80,44 +88,6 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
                 return batch["reward"] + gamma * (1.0 - batch["terminated"]) * next_q
 
         dqn.make_q_network, dqn.td_target = make_and_remember, double_target
-    elif variant == "per":
-        alpha, beta0, tiny = 0.6, 0.4, 1e-6
-        buffers = []
-
-        class Prioritized(dqn.ReplayBuffer):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                self.scaled = np.zeros(self.capacity)  # priority^α of each stored transition
-                self.top, self.draws, self.index = 1.0, 0, None
-                buffers.append(self)
-
-            def add(self, *args):
-                slot = self.pos
-                super().add(*args)
-                self.scaled[slot] = self.top**alpha
-
-            def sample(self, batch_size):
-                total = np.cumsum(self.scaled[: self.size])
-                self.index = np.minimum(np.searchsorted(total, self.rng.random(batch_size) * total[-1]), self.size - 1)
-                probs = self.scaled[: self.size] / total[-1]
-                beta = min(1.0, beta0 + (1 - beta0) * self.draws / 12_250)  # 12,250: the default run's gradient steps
-                self.draws += 1
-                weights = (probs[self.index] / probs.min()) ** -beta  # (N P(i))^-β over its largest value
-                batch = super()._gather(self.index)
-                batch["weight"] = torch.as_tensor(weights, dtype=torch.float32)
-                return batch
-
-        def weighted_loss(q_net, target_net, batch, gamma, loss="huber"):
-            q_taken = q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)
-            error = dqn.td_target(target_net, batch, gamma) - q_taken
-            buffer = buffers[0]
-            priority = error.detach().abs().numpy() + tiny
-            buffer.scaled[buffer.index] = priority**alpha
-            buffer.top = max(buffer.top, float(priority.max()))
-            per_item = F.huber_loss(error, torch.zeros_like(error), reduction="none") if loss == "huber" else error**2
-            return (batch["weight"] * per_item).mean()
-
-        dqn.ReplayBuffer, dqn.td_loss = Prioritized, weighted_loss
     elif variant == "nstep3":
         n = 3
 
@@ -157,22 +127,6 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
                 return batch["reward"] + gamma ** batch["steps"] * (1.0 - batch["terminated"]) * next_q
 
         dqn.ReplayBuffer, dqn.td_target = NStep, nstep_target
-    elif variant == "scaled":
-        make = dqn.make_q_network
-
-        def make_scaled(obs_dim, n_actions, hidden=(64, 64)):
-            scale = torch.tensor([1 / 2.4, 1 / 3.0, 1 / 0.21, 1 / 3.0])
-            return nn.Sequential(Scale(scale), *make(obs_dim, n_actions, hidden))
-
-        class Scale(nn.Module):
-            def __init__(self, scale):
-                super().__init__()
-                self.register_buffer("scale", scale)
-
-            def forward(self, obs):
-                return obs * self.scale
-
-        dqn.make_q_network = make_scaled
     elif variant == "al":
 
         def advantage_learning_target(target_net, batch, gamma):
@@ -183,6 +137,18 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
                 return batch["reward"] + gamma * (1.0 - batch["terminated"]) * y - 0.9 * gap
 
         dqn.td_target = advantage_learning_target
+    elif variant == "ema":
+        loss_of = dqn.td_loss  # wrapped as installed so far (``per`` replaces it too)
+
+        def loss_and_average(q_net, target_net, batch, gamma, loss="huber"):
+            if not AVERAGED:
+                AVERAGED.append(copy.deepcopy(q_net).requires_grad_(False))
+            with torch.no_grad():  # θ here is the result of the previous gradient step
+                for mean, param in zip(AVERAGED[0].parameters(), q_net.parameters()):
+                    mean.lerp_(param, EMA_RATE)
+            return loss_of(q_net, target_net, batch, gamma, loss)
+
+        dqn.td_loss = loss_and_average
     elif variant == "dueling":
 
         class Dueling(nn.Module):
@@ -206,7 +172,7 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
         dqn.make_q_network = Dueling
 
 
-def run(name: str, seed: int, changes: dict, variant: str | None) -> dict:
+def run(name: str, seed: int, changes: dict, variants: list[str]) -> dict:
     import gymnasium as gym
     import numpy as np
     import torch
@@ -215,16 +181,17 @@ def run(name: str, seed: int, changes: dict, variant: str | None) -> dict:
     from course_utils.evaluation import evaluate
 
     torch.set_num_threads(1)
-    if variant:
+    for variant in variants:
         _install_variant(dqn, variant, changes.get("gamma", dqn.DQNConfig.gamma))
     history: list[tuple[int, float]] = []
 
     def on_update(steps, q_net):
         if steps // EVAL_EVERY > len(history):
-            history.append((steps, evaluate(q_net, n_episodes=10, seed=10_000)[0]))
+            history.append((steps, evaluate(AVERAGED[0] if AVERAGED else q_net, n_episodes=10, seed=10_000)[0]))
         return False
 
     result = dqn.train(dqn.DQNConfig(seed=seed, **changes), on_update=on_update, progress_bar=False)
+    policy = AVERAGED[0] if AVERAGED else result.policy
     held = first_held(history)
     held = held[0] if held else None
     returns, endings = [], ""
@@ -234,12 +201,12 @@ def run(name: str, seed: int, changes: dict, variant: str | None) -> dict:
         total, terminated, truncated = 0.0, False, False
         while not (terminated or truncated):
             with torch.no_grad():
-                action = int(result.policy(torch.as_tensor(obs).unsqueeze(0)).argmax())
+                action = int(policy(torch.as_tensor(obs).unsqueeze(0)).argmax())
             obs, reward, terminated, truncated, _ = env.step(action)
             total += reward
         returns.append(total)
         endings += "T" if not terminated else ("x" if abs(obs[0]) > env.unwrapped.x_threshold else "p")
-    return dict(name=name, seed=seed, changes=repr(changes), variant=variant, held=held, final=float(np.mean(returns)),
+    return dict(name=name, seed=seed, changes=repr(changes), variant="+".join(variants) or None, held=held, final=float(np.mean(returns)),
                 endings=endings, evaluations=[round(m) for _, m in history])  # fmt: skip
 
 
@@ -270,7 +237,7 @@ def main() -> int:
     parser.add_argument("name", nargs="?", help="a label for this configuration")
     parser.add_argument("changes", nargs="*", metavar="key=value", help="DQNConfig fields to change")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    parser.add_argument("--variant", choices=VARIANTS)
+    parser.add_argument("--variant", choices=VARIANTS, action="append", default=[], help="repeat to combine")
     parser.add_argument("--out", type=Path, help="append one JSON line per run to this file")
     parser.add_argument("--report", type=Path, metavar="PATH", help="print the table of a file written by --out")
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""Experience replay: a fixed-size memory of transitions, sampled uniformly.
+"""Experience replay: a fixed-size memory of transitions, sampled uniformly or by priority.
 
 Explained in notebook 08 (section "Experience replay"), used by
 :mod:`course_utils.algorithms.dqn`. The buffer is a ring: once ``capacity`` transitions
@@ -6,6 +6,8 @@ are stored, each new one overwrites the oldest. Memory is preallocated as
 NumPy arrays, so adding a transition copies a few numbers and allocates nothing.
 :meth:`ReplayBuffer.sample` draws a uniform minibatch; :meth:`ReplayBuffer.latest`
 returns the newest transitions in time order (DQN's no-replay ablation).
+:class:`PrioritizedReplayBuffer` draws transitions in proportion to their last TD error
+(Schaul et al. 2016), one of the five pieces that stop DQN's late collapse (notebook 08, section 8b).
 
 One transition is ``(s_t, a_t, r_{t+1}, s_{t+1}, terminated)``:
 
@@ -146,6 +148,10 @@ class ReplayBuffer:
         ``reward`` ``(B,)`` float32 and ``terminated`` ``(B,)`` float32 (1.0
         where s_{t+1} is terminal).
         """
+        self._check_batch_size(batch_size)
+        return self._gather(self.rng.integers(0, self.size, size=batch_size))
+
+    def _check_batch_size(self, batch_size: int) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if batch_size > self.size:
@@ -153,7 +159,6 @@ class ReplayBuffer:
                 f"cannot sample {batch_size} transitions: the buffer holds only {self.size}. "
                 "Collect more experience first (DQN waits `learning_starts` steps before training)."
             )
-        return self._gather(self.rng.integers(0, self.size, size=batch_size))
 
     def _gather(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         batch = {
@@ -164,3 +169,79 @@ class ReplayBuffer:
             "terminated": self.terminated[index],
         }
         return {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized replay (Schaul et al., 2016): transitions with large TD errors are drawn more often.
+
+    Transition i is drawn with probability P(i) = p_i^α / Σ_j p_j^α, where p_i = |δ_i| + 1e-6 is its
+    TD error when it was last drawn; a new transition gets the largest priority seen so far, so each
+    one is drawn at least once soon after it arrives. Drawing non-uniformly biases the gradient
+    towards the frequent transitions, so :meth:`sample` adds an importance weight per transition,
+    ``weight`` = (N P(i))^−β / max_j (N P(j))^−β, and β rises linearly from ``beta`` to 1 over
+    ``beta_steps`` calls of :meth:`sample` (the whole correction by the end of training). After the
+    gradient step, :meth:`update_priorities` stores the new |δ| of the drawn transitions, whose
+    positions the batch carries as ``index``.
+
+    For CartPole's DQN this matters late in training: the memory fills with upright states, and
+    the rare transitions near failure, whose TD errors stay large, would otherwise almost never be
+    drawn. A draw costs O(capacity) (a cumulative sum), which is fine up to a few 10^5 transitions;
+    larger memories want a sum tree.
+    """
+
+    EPSILON = 1e-6  # keeps every priority positive, so every transition can still be drawn
+
+    def __init__(self, *args, alpha: float = 0.6, beta: float = 0.4, beta_steps: int = 10_000, **kwargs) -> None:
+        """``PrioritizedReplayBuffer(capacity, obs_shape, obs_dtype=np.float32, *, seed, device="cpu", alpha=0.6,
+        beta=0.4, beta_steps=10_000)``: :class:`ReplayBuffer`'s arguments, then α, β's first value and its schedule."""
+        super().__init__(*args, **kwargs)
+        if not (
+            isinstance(alpha, (int, float)) and 0 <= alpha <= 1 and isinstance(beta, (int, float)) and 0 <= beta <= 1
+        ):
+            raise ValueError(f"alpha and beta must be numbers in [0, 1], got alpha={alpha!r}, beta={beta!r}")
+        if isinstance(beta_steps, bool) or not isinstance(beta_steps, (int, np.integer)) or beta_steps < 1:
+            raise ValueError(f"beta_steps must be a positive integer, got {beta_steps!r}")
+        self.alpha, self.beta0, self.beta_steps = float(alpha), float(beta), int(beta_steps)
+        self.scaled = np.zeros(self.capacity)  # p_i^α of each stored transition
+        self.top = 1.0  # the largest priority p so far: what a new transition gets
+        self.draws = 0  # calls of sample() so far: β's schedule
+
+    def __repr__(self) -> str:
+        return "Prioritized" + super().__repr__()
+
+    @property
+    def beta(self) -> float:
+        """β of the next draw: ``beta`` at first, then linearly up to 1 over ``beta_steps`` draws."""
+        return min(1.0, self.beta0 + (1.0 - self.beta0) * self.draws / self.beta_steps)
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        """Store transitions as :meth:`ReplayBuffer.add` does, each with the largest priority so far."""
+        first = self.pos
+        super().add(obs, action, reward, next_obs, terminated)  # validates: obs is one state or a batch of them
+        n = 1 if np.shape(obs) == self.obs_shape else np.shape(obs)[0]
+        self.scaled[(first + np.arange(n)) % self.capacity] = self.top**self.alpha
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """A minibatch drawn with probabilities P(i), as :meth:`ReplayBuffer.sample` returns it plus ``weight`` (B,)
+        float32, the importance weights, and ``index`` (B,) int64, the positions to pass to :meth:`update_priorities`."""
+        self._check_batch_size(batch_size)
+        total = np.cumsum(self.scaled[: self.size])
+        index = np.minimum(np.searchsorted(total, self.rng.random(batch_size) * total[-1]), self.size - 1)
+        probs = self.scaled[: self.size] / total[-1]
+        weights = (probs[index] / probs.min()) ** -self.beta  # (N P(i))^-β divided by its largest value
+        self.draws += 1
+        batch = self._gather(index)
+        batch["weight"] = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
+        batch["index"] = torch.as_tensor(index, dtype=torch.int64, device=self.device)
+        return batch
+
+    def update_priorities(self, index: torch.Tensor | np.ndarray, td_errors: torch.Tensor | np.ndarray) -> None:
+        """Set p_i = |δ_i| + 1e-6 for the drawn transitions ``index`` (from the batch) and their new TD errors."""
+        index = np.asarray(torch.as_tensor(index).cpu())
+        priority = np.abs(np.asarray(torch.as_tensor(td_errors).detach().cpu())) + self.EPSILON
+        if index.shape != priority.shape or index.ndim != 1:
+            raise ValueError(f"index {index.shape} and td_errors {priority.shape} must be matching 1-d arrays")
+        if not np.all(np.isfinite(priority)):
+            raise ValueError("td_errors must be finite: a NaN or infinite TD error means training diverged")
+        self.scaled[index] = priority**self.alpha
+        self.top = max(self.top, float(priority.max()))

@@ -10,7 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.algorithms.dqn import DQNConfig, epsilon, make_q_network, td_loss, td_target, train, update_target
+from course_utils.algorithms.dqn import (
+    DQNConfig,
+    epsilon,
+    make_q_network,
+    n_gradient_steps,
+    prioritized_td_loss,
+    td_loss,
+    td_target,
+    train,
+    update_target,
+)
 from course_utils.evaluation import evaluate
 
 # A tiny run that trains a few rounds in well under a second.
@@ -90,6 +100,60 @@ def test_td_loss_matches_hand_computation_and_trains_only_the_online_network():
     loss.backward()
     assert all(p.grad is not None for p in online.parameters())
     assert all(p.grad is None for p in target.parameters()), "no gradient may flow into the target network"
+
+
+def test_prioritized_loss_weights_each_transition_and_returns_the_td_errors():
+    online, target = make_q_network(4, 2, (8,)), make_q_network(4, 2, (8,))
+    batch = batch_of(np.random.randn(4, 4), [0, 1, 1, 0], np.random.randn(4), np.random.randn(4, 4), [0, 1, 0, 0])
+    batch["weight"] = torch.tensor([1.0, 0.5, 0.0, 2.0])
+    error_by_hand = td_target(target, batch, 0.9) - online(batch["obs"])[torch.arange(4), batch["action"]]
+    for kind, per_item in (
+        ("mse", error_by_hand**2),
+        ("huber", nn.functional.huber_loss(error_by_hand, torch.zeros(4), reduction="none")),
+    ):
+        loss, errors = prioritized_td_loss(online, target, batch, 0.9, loss=kind)
+        assert torch.allclose(loss, (batch["weight"] * per_item).mean()), kind
+        assert torch.allclose(errors, error_by_hand) and not errors.requires_grad
+    batch["weight"] = torch.ones(4)
+    assert torch.allclose(
+        prioritized_td_loss(online, target, batch, 0.9, "huber")[0], td_loss(online, target, batch, 0.9)
+    )
+
+
+def test_obs_scale_divides_the_observation_before_the_first_layer():
+    scale = (2.0, 4.0, 0.5, 8.0)
+    net = make_q_network(4, 2, (8,), obs_scale=scale)
+    obs = torch.randn(5, 4)
+    assert torch.allclose(net(obs), net[1:](obs / torch.tensor(scale)))
+    assert len(list(net.parameters())) == len(list(make_q_network(4, 2, (8,)).parameters())), "the scale is not trained"
+    with pytest.raises(ValueError, match="obs_scale has 3 entries"):
+        make_q_network(4, 2, (8,), obs_scale=(1.0, 2.0, 3.0))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [dict(), dict(learning_starts=0), dict(learning_starts=0, batch_size=250), dict(total_steps=650, train_freq=64)],
+)
+def test_n_gradient_steps_is_what_training_takes(changes):
+    config = tiny(**changes)
+    assert n_gradient_steps(config) == train(config, progress_bar=False).extras["n_updates"] > 0
+
+
+def test_prioritized_replay_draws_once_per_gradient_step_and_ends_with_full_correction():
+    result = train(tiny(priority_alpha=0.5), progress_bar=False)  # prioritized_replay=True is the default
+    replay = result.extras["replay"]
+    assert type(replay).__name__ == "PrioritizedReplayBuffer" and replay.alpha == 0.5
+    assert replay.draws == result.extras["n_updates"] == replay.beta_steps, "β's schedule spans the whole run"
+    assert replay.beta == 1.0
+    stored = replay.scaled[: len(replay)]
+    assert len(np.unique(stored)) > 10, "the drawn transitions' priorities must be their TD errors, not all equal"
+    again = train(tiny(priority_alpha=0.5), progress_bar=False)
+    assert all(torch.equal(a, b) for a, b in zip(result.policy.parameters(), again.policy.parameters())), (
+        "the same seed must give the same run with prioritized replay too"
+    )
+    uniform = train(tiny(prioritized_replay=False), progress_bar=False)
+    assert result.episode_returns[:3] == uniform.episode_returns[:3], "before learning starts the runs are the same"
+    assert not all(torch.equal(a, b) for a, b in zip(result.policy.parameters(), uniform.policy.parameters()))
 
 
 def test_training_stores_terminated_not_truncated():
@@ -225,11 +289,38 @@ def test_result_fields():
         (dict(eps_end=-0.1), "eps_end"),
         (dict(batch_size=64, buffer_size=32), "buffer_size"),
         (dict(max_episode_steps=0), "max_episode_steps"),
+        (dict(priority_alpha=2.0), "priority_alpha"),
+        (dict(priority_beta=-1.0), "priority_beta"),
+        (dict(obs_scale=(1.0, 0.0, 1.0, 1.0)), "obs_scale"),
+        (dict(obs_scale=()), "obs_scale"),
     ],
 )
 def test_bad_config_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
         tiny(**change)
+
+
+def test_another_environment_needs_its_own_obs_scale():
+    with pytest.raises(ValueError, match="Acrobot-v1: observations have 6 entries but obs_scale has 4"):
+        train(tiny(env_id="Acrobot-v1"), progress_bar=False)
+    assert train(tiny(env_id="Acrobot-v1", obs_scale=None, total_steps=300), progress_bar=False).steps == 300
+
+
+def test_nature_preset_is_the_papers_configuration_and_the_defaults_differ_in_five_fields():
+    nature, default = DQNConfig.nature(seed=3), DQNConfig(seed=3)
+    assert (nature.loss, nature.gamma, nature.eps_end, nature.prioritized_replay, nature.obs_scale) == (
+        "huber",
+        0.98,
+        0.04,
+        False,
+        None,
+    )
+    differ = {name for name in vars(default) if getattr(default, name) != getattr(nature, name)}
+    assert differ == {"loss", "gamma", "eps_end", "prioritized_replay", "obs_scale"}
+    assert DQNConfig.nature(gamma=0.9).gamma == 0.9, "keyword arguments override single fields"
+    result = train(dataclasses.replace(DQNConfig.nature(), **TINY), progress_bar=False)
+    assert type(result.extras["replay"]).__name__ == "ReplayBuffer", "the paper's replay is uniform"
+    assert isinstance(result.policy[0], nn.Linear), "the paper's network sees the raw observation"
 
 
 def test_pixel_environments_are_refused():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.replay import ReplayBuffer
+from course_utils.replay import PrioritizedReplayBuffer, ReplayBuffer
 
 
 def fill(buffer, values, obs_dim=2):
@@ -225,3 +225,90 @@ def test_latest_returns_the_newest_transitions_in_time_order():
     assert buffer.latest(5)["reward"].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]
     with pytest.raises(ValueError, match="latest 1 to 5"):
         buffer.latest(6)
+
+
+# --- prioritized replay ---------------------------------------------------------------------------
+
+
+def prioritized(n_stored, priorities=None, **kwargs):
+    """A PrioritizedReplayBuffer holding rewards 0..n_stored-1, with the given |δ| per transition (if any)."""
+    buffer = PrioritizedReplayBuffer(n_stored, (1,), seed=0, **kwargs)
+    fill(buffer, range(n_stored), obs_dim=1)
+    if priorities is not None:
+        buffer.update_priorities(np.arange(n_stored), np.asarray(priorities, dtype=np.float32))
+    return buffer
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_prioritized_draws_are_proportional_to_priority_to_the_alpha(alpha):
+    priorities = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    buffer = prioritized(5, priorities, alpha=alpha)
+    counts = np.bincount(draw(buffer, 8_000).long().numpy(), minlength=5)
+    expected = counts.sum() * priorities**alpha / (priorities**alpha).sum()
+    chi2, df = float(((counts - expected) ** 2 / expected).sum()), 4
+    assert chi2 < df + 6 * np.sqrt(2 * df), f"draws {counts} do not follow p^α: expected {expected.round(0)}"
+
+
+def test_alpha_zero_is_uniform_replay_with_unit_weights():
+    buffer = prioritized(5, [1.0, 2.0, 3.0, 4.0, 100.0], alpha=0.0)
+    counts = np.bincount(draw(buffer, 4_000).long().numpy(), minlength=5)
+    expected = counts.sum() / 5
+    assert float(((counts - expected) ** 2 / expected).sum()) < 4 + 6 * np.sqrt(8), f"not uniform: {counts}"
+    assert torch.all(buffer.sample(5)["weight"] == 1.0)
+
+
+def test_importance_weights_and_the_beta_schedule():
+    priorities = np.array([1.0, 3.0, 3.0, 3.0])  # α = 1: P = (1/10, 3/10, 3/10, 3/10), N P = (0.4, 1.2, 1.2, 1.2)
+    buffer = prioritized(4, priorities, alpha=1.0, beta=0.5, beta_steps=4)
+    betas, rare_drawn = [], 0
+    for _ in range(6):
+        betas.append(buffer.beta)
+        batch = buffer.sample(4)
+        rare = batch["reward"] == 0.0
+        rare_drawn += int(rare.sum())
+        assert torch.all(batch["weight"][rare] == 1.0), "the least likely transition gets the largest weight, 1"
+        expected = (1.2 / 0.4) ** -betas[-1]  # (N P)^-β over its largest value
+        assert torch.allclose(batch["weight"][~rare], torch.tensor(expected, dtype=torch.float32))
+    assert betas == [0.5, 0.625, 0.75, 0.875, 1.0, 1.0], "β rises linearly to 1 over beta_steps draws, then stays"
+    assert rare_drawn > 0, "the check of the rare transition's weight above never ran"
+    assert set(batch) == {"obs", "action", "reward", "next_obs", "terminated", "weight", "index"}
+    assert torch.equal(batch["reward"].long(), batch["index"]), "index is where each drawn transition is stored"
+
+
+def test_new_transitions_get_the_largest_priority_so_far():
+    buffer = prioritized(8, alpha=0.5)
+    assert np.all(buffer.scaled[:8] == 1.0), "before any update every transition has priority 1"
+    buffer.update_priorities(np.array([0, 1]), np.array([-16.0, 0.5], dtype=np.float32))  # |δ| counts, not its sign
+    assert buffer.top == pytest.approx(16.0 + 1e-6)
+    fill(buffer, [20, 21], obs_dim=1)  # overwrites slots 0 and 1 (capacity 8)
+    assert buffer.scaled[0] == buffer.scaled[1] == pytest.approx(16.0**0.5)
+    obs = np.zeros((3, 1), dtype=np.float32)
+    buffer.add(obs, np.zeros(3, dtype=np.int64), np.zeros(3), obs, np.zeros(3))  # a batch of three: slots 2, 3, 4
+    assert np.allclose(buffer.scaled[2:5], 16.0**0.5) and buffer.pos == 5
+
+
+def test_a_transition_with_zero_error_is_still_drawn_sometimes():
+    buffer = prioritized(2, [0.0, 0.0], alpha=1.0)
+    assert set(draw(buffer, 50).tolist()) == {0.0, 1.0}, "p = |δ| + 1e-6 keeps every transition in play"
+
+
+@pytest.mark.parametrize(
+    ("index", "errors", "message"),
+    [
+        (np.array([0, 1]), np.array([1.0], dtype=np.float32), "matching"),
+        (np.array([0]), np.array([np.nan], dtype=np.float32), "finite"),
+    ],
+)
+def test_bad_priority_updates_are_refused(index, errors, message):
+    buffer = prioritized(2)
+    with pytest.raises(ValueError, match=message):
+        buffer.update_priorities(index, errors)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [(dict(alpha=1.5), "alpha and beta"), (dict(beta=-0.1), "alpha and beta"), (dict(beta_steps=0), "beta_steps")],
+)
+def test_bad_prioritized_construction_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PrioritizedReplayBuffer(4, (1,), seed=0, **kwargs)

@@ -528,9 +528,9 @@ def check_update_target(inputs, outcomes):
 
 # ----------------------------------------------------------------------------- E train_dqn
 
-# The grader's settings: 1.5x the fast preset's budget (DQNConfig.fast() stops at 8,192 steps, where single runs
-# still ranged from 27 to 188). Measured with the solution notebook's train_dqn (its HYPERPARAMETERS are
-# DQNConfig's), 20 training seeds at 12,288 steps on the usual CartPole, each evaluated on 20 fresh start states:
+# The grader's settings: 1.5x the fast preset's budget of 8,192 steps (where single runs of DQNConfig.nature() still
+# ranged from 27 to 188). Measured with the solution notebook's train_dqn (its HYPERPARAMETERS are those of
+# DQNConfig.nature()), 20 training seeds at 12,288 steps on the usual CartPole, each evaluated on 20 fresh start states:
 # mean return 84 to 500 (median 117), mean max_a Q(s_0, a) 45.5 to 53.7. On 54 grader variants (40 of them full
 # gradings of this question, probe included, all passing): mean return 56 to 500 (median 120; the next lowest 86),
 # start value 45 to 54, Q(s, a) before a fall 0.10 to 0.63 times the start value (mean 0.39; a network
