@@ -38,7 +38,7 @@ class PPOConfig:
     minibatch_size: int = 256  # transitions per gradient step; T·N must be a multiple (here: the whole batch)
     gamma: float = 0.98  # discount γ
     gae_lambda: float = 0.8  # GAE λ
-    lr: float = 2e-3  # Adam step size for actor and critic together
+    lr: float = 3e-3  # Adam step size for actor and critic together (decays to 0 with anneal_lr)
     anneal_lr: bool = True  # decay the step size linearly from lr to 0 over total_steps
     clip_range: float = 0.2  # ε: the ratio π_θ/π_old is clipped to [1-ε, 1+ε]
     ent_coef: float = 0.0  # c_H, weight of the entropy bonus
