@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """DQN on CartPole-v1: which changes make the run *end* solved, and how do failing networks fail?
 
-    .venv/bin/python benchmarks/dqn_screen.py defaults --seeds 0 1 2 --out /tmp/screen.jsonl
-    .venv/bin/python benchmarks/dqn_screen.py mse-0.99 loss=mse gamma=0.99 --out /tmp/screen.jsonl
-    .venv/bin/python benchmarks/dqn_screen.py double --variant double --out /tmp/screen.jsonl
-    .venv/bin/python benchmarks/dqn_screen.py fix loss=mse gamma=0.99 eps_end=0.1 prioritized_replay=True \
-        "obs_scale=(2.4, 3, 0.21, 3)" --seeds 0 1 2 --out /tmp/screen.jsonl
+    .venv/bin/python benchmarks/dqn_screen.py defaults --seeds 0 1 2 --out /tmp/screen.jsonl      # DQNConfig()
+    .venv/bin/python benchmarks/dqn_screen.py nature --nature --seeds 0 1 2 --out /tmp/screen.jsonl
+    .venv/bin/python benchmarks/dqn_screen.py mse-0.99 --nature loss=mse gamma=0.99 --out /tmp/screen.jsonl
+    .venv/bin/python benchmarks/dqn_screen.py double --nature --variant double --out /tmp/screen.jsonl
     .venv/bin/python benchmarks/dqn_screen.py --report /tmp/screen.jsonl
 
 Each run trains ``course_utils.algorithms.dqn.train(DQNConfig(seed=s, **changes))`` for its whole
-budget, one process per seed, one torch thread. ``key=value`` arguments are DQNConfig fields (values
+budget, one process per seed, one torch thread; ``--nature`` starts from ``DQNConfig.nature(...)``
+instead, the defaults before 5 December, from which the rows of ``benchmarks/RESULTS.md`` up to then
+name their changes. ``key=value`` arguments are DQNConfig fields (values
 are Python literals, e.g. ``hidden=(256,256)``), among them the two pieces the screen found
 (``prioritized_replay=True``, ``obs_scale``). ``--variant`` (repeat it to combine) swaps in one piece
-that DQNConfig does not have:
+that DQNConfig does not have (``huber50``, ``nstep3`` and ``ema`` only with uniform replay:
+``prioritized_replay=False`` or ``--nature``):
 
 - ``double``: the double-DQN target (the online network picks a', θ⁻ scores it);
 - ``dueling``: Q = V + A − mean A from one 64-64 ReLU body;
@@ -52,6 +54,9 @@ from cartpole import FINAL_EPISODES, TARGET, first_held  # the benchmark's crite
 
 EVAL_EVERY = 1_000
 VARIANTS = ("double", "dueling", "huber50", "nstep3", "al", "ema")
+# These replace a piece of the uniform-replay path (the buffer, td_loss or its Huber loss), which prioritized replay
+# bypasses: they need prioritized_replay=False (or --nature).
+UNIFORM_ONLY = ("huber50", "nstep3", "ema")
 EMA_RATE = 0.002  # ``ema``: θ̄ ← θ̄ + 0.002 (θ − θ̄) per gradient step, a memory of about 500 steps
 AVERAGED: list = []  # ``ema``: the averaged network, which the evaluations then use
 
@@ -138,7 +143,7 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
 
         dqn.td_target = advantage_learning_target
     elif variant == "ema":
-        loss_of = dqn.td_loss  # wrapped as installed so far (``per`` replaces it too)
+        loss_of = dqn.td_loss
 
         def loss_and_average(q_net, target_net, batch, gamma, loss="huber"):
             if not AVERAGED:
@@ -172,7 +177,7 @@ def _install_variant(dqn, variant: str, gamma: float) -> None:
         dqn.make_q_network = Dueling
 
 
-def run(name: str, seed: int, changes: dict, variants: list[str]) -> dict:
+def run(name: str, seed: int, changes: dict, variants: list[str], nature: bool = False) -> dict:
     import gymnasium as gym
     import numpy as np
     import torch
@@ -181,8 +186,9 @@ def run(name: str, seed: int, changes: dict, variants: list[str]) -> dict:
     from course_utils.evaluation import evaluate
 
     torch.set_num_threads(1)
+    config = (dqn.DQNConfig.nature if nature else dqn.DQNConfig)(seed=seed, **changes)
     for variant in variants:
-        _install_variant(dqn, variant, changes.get("gamma", dqn.DQNConfig.gamma))
+        _install_variant(dqn, variant, config.gamma)
     history: list[tuple[int, float]] = []
 
     def on_update(steps, q_net):
@@ -190,7 +196,7 @@ def run(name: str, seed: int, changes: dict, variants: list[str]) -> dict:
             history.append((steps, evaluate(AVERAGED[0] if AVERAGED else q_net, n_episodes=10, seed=10_000)[0]))
         return False
 
-    result = dqn.train(dqn.DQNConfig(seed=seed, **changes), on_update=on_update, progress_bar=False)
+    result = dqn.train(config, on_update=on_update, progress_bar=False)
     policy = AVERAGED[0] if AVERAGED else result.policy
     held = first_held(history)
     held = held[0] if held else None
@@ -238,9 +244,10 @@ def main() -> int:
     parser.add_argument("changes", nargs="*", metavar="key=value", help="DQNConfig fields to change")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--variant", choices=VARIANTS, action="append", default=[], help="repeat to combine")
+    parser.add_argument("--nature", action="store_true", help="start from DQNConfig.nature(), not DQNConfig()")
     parser.add_argument("--out", type=Path, help="append one JSON line per run to this file")
     parser.add_argument("--report", type=Path, metavar="PATH", help="print the table of a file written by --out")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may come between the key=value changes
     if args.report:
         report(args.report)
         return 0
@@ -257,8 +264,14 @@ def main() -> int:
             changes[key] = value  # a bare word: a string such as loss=mse
     import subprocess
 
+    from course_utils.algorithms.dqn import DQNConfig
+
+    prioritized = (DQNConfig.nature if args.nature else DQNConfig)(**changes).prioritized_replay
+    clash = [v for v in args.variant if v in UNIFORM_ONLY]
+    if clash and prioritized:
+        parser.error(f"--variant {' '.join(clash)} needs uniform replay: add prioritized_replay=False (or --nature)")
     for seed in args.seeds:  # one fresh process per run
-        call = f"dqn_screen.run({args.name!r}, {seed}, {changes!r}, {args.variant!r})"
+        call = f"dqn_screen.run({args.name!r}, {seed}, {changes!r}, {args.variant!r}, {args.nature!r})"
         code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import dqn_screen; print(json.dumps({call}))"
         line = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
         with args.out.open("a") as out:
