@@ -82,9 +82,13 @@ class CategoricalPolicy(nn.Module):
         """Logits, shape (*B, n_actions), for observations of shape (*B, obs_dim)."""
         return self.net(obs)
 
-    def distribution(self, obs: torch.Tensor) -> Categorical:
-        """π_θ(·|s) as a Categorical distribution with batch shape B."""
-        return Categorical(logits=self(obs))
+    def distribution(self, obs: torch.Tensor, validate_args: bool | None = None) -> Categorical:
+        """π_θ(·|s) as a Categorical distribution with batch shape B.
+
+        ``validate_args=False`` skips torch's checks of the logits and of the actions scored (the
+        training loops' inner steps, where they cost more than the arithmetic); the values are the same.
+        """
+        return Categorical(logits=self(obs), validate_args=validate_args)
 
 
 class ValueNetwork(nn.Module):

@@ -122,7 +122,7 @@ def train(config: A2CConfig, *, on_update: OnUpdate | None = None, progress_bar:
 
         # One gradient step on the whole batch, with log-probabilities and values recomputed with gradients.
         loss, parts = a2c_loss(
-            policy.distribution(batch.obs),
+            policy.distribution(batch.obs, validate_args=False),
             value(batch.obs),
             batch.actions,
             advantages,

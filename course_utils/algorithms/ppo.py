@@ -113,7 +113,9 @@ def ppo_loss(
     policy_loss = clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_range)
     value_loss = (values - returns.detach()).pow(2).mean()
     entropy = dist.entropy().mean()
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy  # minus: an entropy *bonus*
+    loss = policy_loss + vf_coef * value_loss
+    if ent_coef:  # minus: an entropy *bonus* (with c_H = 0 it stays out of the graph: same gradient, less work)
+        loss = loss - ent_coef * entropy
     with torch.no_grad():
         clip_fraction = ((log_probs - old_log_probs).exp().sub(1).abs() > clip_range).float().mean()
     return loss, {
@@ -173,9 +175,10 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
                 adv = advantages[idx]
                 if config.normalize_advantages:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                minibatch_obs = obs[idx]
                 loss, parts = ppo_loss(
-                    policy.distribution(obs[idx]),
-                    value(obs[idx]),
+                    policy.distribution(minibatch_obs, validate_args=False),
+                    value(minibatch_obs),
                     actions[idx],
                     old_log_probs[idx],
                     adv,
@@ -191,7 +194,7 @@ def train(config: PPOConfig, *, on_update: OnUpdate | None = None, progress_bar:
                 optimizer.step()
 
         with torch.no_grad():  # how far did this update move the policy? (on the whole batch)
-            kl = approx_kl(policy.distribution(obs).log_prob(actions), old_log_probs)
+            kl = approx_kl(policy.distribution(obs, validate_args=False).log_prob(actions), old_log_probs)
         result.steps = collector.steps
         result.log(update_steps=result.steps, approx_kl=kl.item(), **parts)
         run.show_progress(batch)
