@@ -212,11 +212,16 @@ def td_target(target_net: nn.Module, batch: dict[str, torch.Tensor], gamma: floa
         return batch["reward"] + gamma * (1.0 - batch["terminated"]) * next_q  # no future after a terminal s'
 
 
+def taken_q_values(q_net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Q(s, a; θ) of the actions the batch took, shape ``(B,)``, with gradient."""
+    return q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)
+
+
 def td_loss(
     q_net: nn.Module, target_net: nn.Module, batch: dict[str, torch.Tensor], gamma: float, loss: str = "huber"
 ) -> torch.Tensor:
     """The DQN loss: mean over the batch of Huber (or squared) TD error y − Q(s, a; θ). A scalar."""
-    q_taken = q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)  # Q(s, a; θ), (B,)
+    q_taken = taken_q_values(q_net, batch)
     y = td_target(target_net, batch, gamma)
     return F.smooth_l1_loss(q_taken, y) if loss == "huber" else F.mse_loss(q_taken, y)
 
@@ -227,7 +232,7 @@ def prioritized_td_loss(
     """:func:`td_loss` for a minibatch of :class:`~course_utils.replay.PrioritizedReplayBuffer`: each transition's
     Huber (or squared) TD error weighted by ``batch["weight"]``, and the TD errors δ = y − Q(s, a; θ), ``(B,)``
     without gradient, for the buffer's new priorities."""
-    q_taken = q_net(batch["obs"].float()).gather(1, batch["action"].unsqueeze(1)).squeeze(1)
+    q_taken = taken_q_values(q_net, batch)
     error = td_target(target_net, batch, gamma) - q_taken
     per_item = F.huber_loss(error, torch.zeros_like(error), reduction="none") if loss == "huber" else error**2
     return (batch["weight"] * per_item).mean(), error.detach()
